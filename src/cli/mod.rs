@@ -1,0 +1,81 @@
+//! The command line: one file per subcommand. `anyhow` lives here only; every subcommand
+//! returns an [`Outcome`] that `main` maps to the exit code.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod keys;
+pub mod login;
+pub mod members;
+pub mod serve;
+
+/// How a command ended, as the exit code says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0: nothing found, or the command did what was asked.
+    Clean,
+    /// Exit 1: findings remain after allowlists and baseline.
+    Findings,
+    /// Exit 2: something failed (named on stderr); the run went on where it could.
+    Failed,
+}
+
+impl Outcome {
+    /// The process exit code for this outcome.
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Clean => 0,
+            Outcome::Findings => 1,
+            Outcome::Failed => 2,
+        }
+    }
+}
+
+/// Find, verify, redact and rotate Offset Commerce API keys; run the key service.
+#[derive(Debug, Parser)]
+#[command(name = "offkey", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Every subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the key service: HTTP API, Settings → API Keys page, embedded key store.
+    Serve(serve::ServeArgs),
+    /// Manage team members on the server host (direct store access).
+    #[command(subcommand)]
+    Members(members::MembersCommand),
+    /// List, create, delete and import API keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Sign in to a key service and keep the session token in the config dir.
+    Login(login::LoginArgs),
+    /// End the saved session.
+    Logout(login::LogoutArgs),
+}
+
+/// Parse the command line, run it and turn the outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(outcome) => ExitCode::from(outcome.code()),
+        Err(err) => {
+            eprintln!("offkey: error: {err:#}");
+            ExitCode::from(Outcome::Failed.code())
+        }
+    }
+}
+
+/// Run one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Members(cmd) => members::run(cmd),
+        Command::Keys(cmd) => keys::run(cmd),
+        Command::Login(args) => login::run(args),
+        Command::Logout(args) => login::run_logout(args),
+    }
+}
