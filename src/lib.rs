@@ -9,4 +9,9 @@
 //! `rotate` is the rotation assistant, `store` and `server` are the service, `cli` the commands.
 
 pub mod cli;
+pub mod decode;
 pub mod key;
+pub mod report;
+pub mod rules;
+pub mod scan;
+pub mod source;

@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 pub mod keys;
 pub mod login;
 pub mod members;
+pub mod redact;
+pub mod scan;
 pub mod serve;
 
 /// How a command ended, as the exit code says it.
@@ -43,6 +45,10 @@ pub struct Cli {
 /// Every subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Scan files, folders or standard input (`-`) for Offset keys.
+    Scan(scan::ScanArgs),
+    /// Copy standard input to standard output with every key replaced by a placeholder.
+    Redact(redact::RedactArgs),
     /// Run the key service: HTTP API, Settings → API Keys page, embedded key store.
     Serve(serve::ServeArgs),
     /// Manage team members on the server host (direct store access).
@@ -72,6 +78,8 @@ pub fn main() -> ExitCode {
 /// Run one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
+        Command::Scan(args) => scan::run(args),
+        Command::Redact(args) => redact::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Members(cmd) => members::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),

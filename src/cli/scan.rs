@@ -1,0 +1,290 @@
+//! `offkey scan`: folders, files, standard input (and, through the sources, git history, the
+//! index, AI chat exports, HAR captures and archives) → a report and an exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use super::Outcome;
+use crate::report::{self, Format, Summary, TextStyle};
+use crate::rules::RuleSet;
+use crate::scan::{Baseline, Config, Finding, Matcher, Origin, Policy, SourceKind, scan_blob};
+use crate::source::{self, Event, WalkOptions};
+
+/// Arguments of `offkey scan`.
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// Files or folders to scan (`-` for standard input).
+    #[arg(default_value = ".")]
+    pub paths: Vec<PathBuf>,
+    /// Report format.
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    pub format: Format,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Extra rule file (TOML, same format as rules/offset.toml); repeatable.
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// Config file (default: .offkey.toml at the first scan root, if present).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// An earlier JSON report: its findings (same key, same path) are not reported again.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Skip paths matching this gitignore-style glob; repeatable.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Skip what git ignores (faster in big build trees; default: scan everything).
+    #[arg(long)]
+    pub gitignore: bool,
+    /// Skip files larger than this many bytes (with a warning).
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    pub max_file_size: u64,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Do not look inside encodings (base64, percent-encoding, UTF-16, …).
+    #[arg(long)]
+    pub no_decode: bool,
+}
+
+/// Everything a scan needs, built once.
+pub struct Setup {
+    /// The matcher over the rule set.
+    pub matcher: Matcher,
+    /// Allowlists and baseline.
+    pub policy: Policy,
+    /// Paths excluded from the walk.
+    pub excludes: Vec<String>,
+}
+
+/// Load rules, config and baseline. Any failure names its file.
+pub fn setup(args: &ScanArgs, root: Option<&Path>) -> anyhow::Result<Setup> {
+    let config_path = match &args.config {
+        Some(p) => Some(p.clone()),
+        None => root
+            .map(|r| {
+                if r.is_dir() {
+                    r.join(".offkey.toml")
+                } else {
+                    PathBuf::from(".offkey.toml")
+                }
+            })
+            .filter(|p| p.is_file()),
+    };
+    let config = match &config_path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    let mut rule_files: Vec<PathBuf> = args.rules.clone();
+    if let Some(cp) = &config_path {
+        let dir = cp.parent().unwrap_or(Path::new("."));
+        rule_files.extend(config.rules.iter().map(|r| dir.join(r)));
+    }
+    let refs: Vec<&Path> = rule_files.iter().map(PathBuf::as_path).collect();
+    let rules = RuleSet::load(&refs)?;
+    let baseline = match &args.baseline {
+        Some(p) => Baseline::load(p)?,
+        None => Baseline::default(),
+    };
+    let policy = Policy::new(&config, baseline)?;
+    let mut excludes = args.exclude.clone();
+    excludes.extend(config.exclude.iter().cloned());
+    Ok(Setup {
+        matcher: Matcher::new(Arc::new(rules), !args.no_decode),
+        policy,
+        excludes,
+    })
+}
+
+/// What a scan found and how it went.
+pub struct Collected {
+    /// Findings, sorted.
+    pub findings: Vec<Finding>,
+    /// Counters.
+    pub summary: Summary,
+    /// Did any error happen (unreadable file, …)?
+    pub errors: bool,
+}
+
+/// Run `offkey scan`.
+pub fn run(args: ScanArgs) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let first = args.paths.first().cloned();
+    let setup = setup(&args, first.as_deref().filter(|p| p.as_os_str() != "-"))?;
+    let mut out = open_output(&args)?;
+    let mut collected = collect(&args, &setup, &mut out)?;
+    collected.summary.elapsed_ms = started.elapsed().as_millis() as u64;
+    finish(&args, &setup, &collected, &mut out)?;
+    Ok(outcome(&collected))
+}
+
+/// Exit status of a scan: findings beat errors.
+pub fn outcome(c: &Collected) -> Outcome {
+    if !c.findings.is_empty() {
+        Outcome::Findings
+    } else if c.errors {
+        Outcome::Failed
+    } else {
+        Outcome::Clean
+    }
+}
+
+fn open_output(args: &ScanArgs) -> anyhow::Result<Box<dyn Write + Send>> {
+    Ok(match &args.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p)
+                .with_context(|| format!("{}: cannot write the report", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    })
+}
+
+/// Scan every path of `args`; with JSON lines each finding is written to `out` as soon as it
+/// is confirmed.
+pub fn collect(
+    args: &ScanArgs,
+    setup: &Setup,
+    out: &mut Box<dyn Write + Send>,
+) -> anyhow::Result<Collected> {
+    let files = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
+    let errors = AtomicU64::new(0);
+    let found: Mutex<Vec<Finding>> = Mutex::new(Vec::new());
+    let jsonl = args.format == Format::Jsonl;
+    let live: Mutex<&mut Box<dyn Write + Send>> = Mutex::new(out);
+    let emit = |batch: Vec<Finding>| {
+        if batch.is_empty() {
+            return;
+        }
+        if jsonl {
+            let mut w = live.lock().expect("report writer lock");
+            for f in &batch {
+                let _ = report::write_jsonl_line(&mut **w, f);
+            }
+            let _ = w.flush();
+        }
+        found.lock().expect("findings lock").extend(batch);
+    };
+    let mut dirs = Vec::new();
+    for p in &args.paths {
+        if p.as_os_str() == "-" {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                eprintln!("offkey: paste the text to scan, then press Ctrl-D");
+            }
+            let origin = Origin {
+                source: Some(SourceKind::Stdin),
+                path: "-".into(),
+                ..Origin::default()
+            };
+            let mut batch = Vec::new();
+            let n = crate::scan::scan_reader(
+                &setup.matcher,
+                &setup.policy,
+                &mut stdin.lock(),
+                &origin,
+                |f| batch.push(f),
+            )
+            .context("reading standard input")?;
+            files.fetch_add(1, Ordering::Relaxed);
+            bytes.fetch_add(n, Ordering::Relaxed);
+            emit(batch);
+        } else if !p.exists() && std::fs::symlink_metadata(p).is_err() {
+            eprintln!("offkey: error: {}: no such file or folder", p.display());
+            errors.fetch_add(1, Ordering::Relaxed);
+        } else {
+            dirs.push(p.clone());
+        }
+    }
+    if !dirs.is_empty() {
+        let opts = WalkOptions {
+            roots: dirs,
+            excludes: setup.excludes.clone(),
+            gitignore: args.gitignore,
+            max_file_size: args.max_file_size,
+            threads: args.threads,
+        };
+        let policy = &setup.policy;
+        let matcher = &setup.matcher;
+        source::walk(&opts, || {
+            let mut scratch = Vec::new();
+            let mut local = Vec::new();
+            let (files, bytes, errors, emit) = (&files, &bytes, &errors, &emit);
+            move |ev: Event<'_>| match ev {
+                Event::Blob(data, origin) => {
+                    files.fetch_add(1, Ordering::Relaxed);
+                    bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    if policy.path_allowed(&origin.path) {
+                        return;
+                    }
+                    scan_blob(matcher, policy, data, origin, &mut scratch, &mut local);
+                    if !local.is_empty() {
+                        emit(std::mem::take(&mut local));
+                    }
+                }
+                Event::Error(msg) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("offkey: error: {msg}");
+                }
+                Event::Skipped(msg) => eprintln!("offkey: warning: {msg}"),
+            }
+        })
+        .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    let mut findings = found.into_inner().expect("findings lock");
+    findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    let summary = Summary {
+        files: files.load(Ordering::Relaxed),
+        bytes: bytes.load(Ordering::Relaxed),
+        findings: findings.len() as u64,
+        elapsed_ms: 0,
+    };
+    Ok(Collected {
+        findings,
+        summary,
+        errors: errors.load(Ordering::Relaxed) > 0,
+    })
+}
+
+/// Write the report in the chosen format.
+pub fn finish(
+    args: &ScanArgs,
+    setup: &Setup,
+    c: &Collected,
+    out: &mut Box<dyn Write + Send>,
+) -> anyhow::Result<()> {
+    let write = |out: &mut Box<dyn Write + Send>| -> std::io::Result<()> {
+        match args.format {
+            Format::Text => {
+                let color = args.output.is_none()
+                    && std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+                report::write_text(
+                    &mut **out,
+                    &mut std::io::stderr(),
+                    &c.findings,
+                    c.summary,
+                    TextStyle { color },
+                )
+            }
+            Format::Json => report::write_json(&mut **out, &c.findings, c.summary),
+            Format::Jsonl => Ok(()),
+            Format::Sarif => report::write_sarif(&mut **out, setup.matcher.rules(), &c.findings),
+        }?;
+        out.flush()
+    };
+    write(out).context("writing the report")?;
+    if args.format != Format::Text {
+        eprintln!(
+            "offkey: scanned {} file(s), {} bytes in {} ms: {} finding(s)",
+            c.summary.files, c.summary.bytes, c.summary.elapsed_ms, c.summary.findings
+        );
+    }
+    Ok(())
+}

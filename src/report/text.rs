@@ -1,0 +1,116 @@
+//! Human output: one line per finding on stdout, the advice and the summary on stderr.
+
+use std::io::Write;
+
+use super::json::Summary;
+use crate::scan::{Finding, VerifyStatus};
+
+/// Colour or not.
+#[derive(Debug, Clone, Copy)]
+pub struct TextStyle {
+    /// ANSI colours (only on a terminal, never with NO_COLOR).
+    pub color: bool,
+}
+
+fn paint(style: TextStyle, code: &str, s: &str) -> String {
+    if style.color {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// `path:line:col  rule  oc_live_…q9Zx` per finding (plus the verification line), then on
+/// `err` what to do and the summary.
+pub fn write_text(
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    findings: &[Finding],
+    summary: Summary,
+    style: TextStyle,
+) -> std::io::Result<()> {
+    for f in findings {
+        let mut extra = String::new();
+        if f.encoding != crate::scan::Encoding::Plain {
+            extra = format!("  ({})", f.encoding.as_str());
+        }
+        writeln!(
+            out,
+            "{}  {}  {}{}",
+            paint(style, "1", &f.location.display()),
+            paint(style, "33", &f.rule),
+            paint(style, "1;31", &f.secret.redacted()),
+            extra
+        )?;
+        if let Some(v) = &f.verification {
+            writeln!(out, "    {}", verification_line(v, style))?;
+        }
+        if let Some(id) = &f.rotated_to {
+            writeln!(out, "    rotated: replacement key {id}")?;
+        }
+    }
+    if !findings.is_empty() {
+        writeln!(
+            err,
+            "offkey: {} finding(s). Rotate each exposed key (`offkey rotate`, or Settings → API Keys), \
+             then remove it: deleting the line is not enough, git history and copies keep it.",
+            findings.len()
+        )?;
+    }
+    writeln!(
+        err,
+        "offkey: scanned {} file(s), {} bytes in {} ms: {} finding(s)",
+        summary.files, summary.bytes, summary.elapsed_ms, summary.findings
+    )
+}
+
+fn verification_line(v: &crate::scan::Verification, style: TextStyle) -> String {
+    match v.status {
+        VerifyStatus::Active => {
+            let mut s = paint(style, "1;31", "ACTIVE");
+            if let Some(m) = &v.memo {
+                s.push_str(&format!("  {m:?}"));
+            }
+            if let Some(c) = &v.created_at {
+                s.push_str(&format!(", created {}", &c[..c.len().min(10)]));
+                if let Some(by) = &v.created_by {
+                    s.push_str(&format!(" by {by}"));
+                }
+            }
+            match &v.last_used_at {
+                Some(t) => s.push_str(&format!(", last used {}", relative(t))),
+                None => s.push_str(", never used"),
+            }
+            if v.used_after_exposure {
+                s.push_str(&paint(style, "1;31", "  USED AFTER EXPOSURE"));
+            }
+            s
+        }
+        VerifyStatus::Revoked => match &v.deleted_at {
+            Some(d) => format!("revoked on {}", &d[..d.len().min(10)]),
+            None => "revoked".into(),
+        },
+        VerifyStatus::Unknown => "unknown to this account".into(),
+        VerifyStatus::Error => format!(
+            "not verified: {}",
+            v.error
+                .as_deref()
+                .unwrap_or("the key service could not be asked")
+        ),
+    }
+}
+
+/// "2 hours ago" for an RFC 3339 time.
+pub fn relative(t: &str) -> String {
+    let Ok(then) = chrono::DateTime::parse_from_rfc3339(t) else {
+        return t.to_owned();
+    };
+    let secs = (chrono::Utc::now() - then.with_timezone(&chrono::Utc)).num_seconds();
+    let (n, unit) = match secs {
+        s if s < 60 => return "just now".into(),
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 86_400 => (s / 3600, "hour"),
+        s => (s / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}

@@ -1,0 +1,121 @@
+//! One blob's bytes → findings with line and column, after inline `offkey:allow` comments and
+//! the policy (allowlists, baseline).
+
+use super::finding::{Finding, Location, Origin, SourceKind};
+use super::matcher::{Match, Matcher};
+use super::policy::Policy;
+
+/// The marker that suppresses a finding on its line.
+const ALLOW_MARKER: &[u8] = b"offkey:allow";
+
+/// Scan `data` (from `origin`) and append its findings to `out`. `scratch` is reused between
+/// calls to keep allocation off the hot path.
+pub fn scan_blob(
+    matcher: &Matcher,
+    policy: &Policy,
+    data: &[u8],
+    origin: &Origin,
+    scratch: &mut Vec<Match>,
+    out: &mut Vec<Finding>,
+) {
+    matcher.find(data, scratch);
+    if scratch.is_empty() {
+        return;
+    }
+    let mut lines = LineIndex::new(data);
+    for m in scratch.iter() {
+        let (line, column, span) = lines.locate(m.start);
+        if let Some(f) = to_finding(matcher, policy, data, m, origin, line, column, span) {
+            out.push(f);
+        }
+    }
+}
+
+/// A match → a finding, unless an `offkey:allow` comment, the rule's path allowlist or the
+/// policy suppresses it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn to_finding(
+    matcher: &Matcher,
+    policy: &Policy,
+    data: &[u8],
+    m: &Match,
+    origin: &Origin,
+    line: usize,
+    column: usize,
+    line_span: (usize, usize),
+) -> Option<Finding> {
+    let rule = &matcher.rules().rules[m.rule];
+    if memchr::memmem::find(&data[line_span.0..line_span.1], ALLOW_MARKER).is_some()
+        || rule.allow_paths.is_match(&origin.path)
+    {
+        return None;
+    }
+    let sha = m.secret.sha256();
+    if !policy.keeps(&origin.path, &sha) {
+        return None;
+    }
+    Some(Finding {
+        rule: rule.id.clone(),
+        kind: rule.kind,
+        confidence: rule.confidence,
+        secret: m.secret.clone(),
+        location: Location {
+            source: origin.source.unwrap_or(SourceKind::File),
+            path: origin.path.clone(),
+            line,
+            column,
+            commit: origin.commit.clone(),
+            author: origin.author.clone(),
+            date: origin.date.clone(),
+            conversation: origin.conversation.clone(),
+            message: origin.message,
+            role: origin.role.clone(),
+            entry: origin.entry,
+            field: origin.field.clone(),
+        },
+        encoding: m.encoding,
+        verification: None,
+        rotated_to: None,
+    })
+}
+
+/// Line and column of offsets visited in increasing order, counting newlines only once.
+pub struct LineIndex<'a> {
+    data: &'a [u8],
+    pos: usize,
+    line: usize,
+    line_start: usize,
+}
+
+impl<'a> LineIndex<'a> {
+    /// Start at the top of `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        LineIndex {
+            data,
+            pos: 0,
+            line: 1,
+            line_start: 0,
+        }
+    }
+
+    /// 1-based line, 1-based column (in Unicode scalar values, counting invalid bytes as one
+    /// each) and the line's byte span. Offsets before the last one asked restart from the top.
+    pub fn locate(&mut self, offset: usize) -> (usize, usize, (usize, usize)) {
+        let offset = offset.min(self.data.len());
+        if offset < self.pos {
+            *self = LineIndex::new(self.data);
+        }
+        for nl in memchr::memchr_iter(b'\n', &self.data[self.pos..offset]) {
+            self.line += 1;
+            self.line_start = self.pos + nl + 1;
+        }
+        self.pos = offset;
+        let column = 1 + self.data[self.line_start..offset]
+            .iter()
+            .filter(|&&b| (b as i8) >= -0x40)
+            .count();
+        let line_end =
+            memchr::memchr(b'\n', &self.data[offset..]).map_or(self.data.len(), |i| offset + i);
+        (self.line, column, (self.line_start, line_end))
+    }
+}

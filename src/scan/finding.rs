@@ -1,0 +1,136 @@
+//! A finding: which rule, which key (inside [`Secret`]), where, and how it was hidden.
+
+use serde::{Deserialize, Serialize};
+
+use crate::key::{KeyKind, Secret};
+use crate::rules::Confidence;
+
+pub use crate::decode::Encoding;
+pub use crate::source::{Origin, SourceKind};
+
+/// `location` of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// See [`SourceKind`].
+    pub source: SourceKind,
+    /// See [`Origin::path`].
+    pub path: String,
+    /// 1-based line in the text the key was found in.
+    pub line: usize,
+    /// 1-based column (Unicode scalar values) in that line.
+    pub column: usize,
+    /// See [`Origin`].
+    pub commit: Option<String>,
+    /// See [`Origin`].
+    pub author: Option<String>,
+    /// See [`Origin`].
+    pub date: Option<String>,
+    /// See [`Origin`].
+    pub conversation: Option<String>,
+    /// See [`Origin`].
+    pub message: Option<usize>,
+    /// Transcript: the author role of the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// HAR: 0-based entry index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<usize>,
+    /// HAR: the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl Location {
+    /// `path:line:col`, plus the commit or conversation where there is one.
+    pub fn display(&self) -> String {
+        let mut s = format!("{}:{}:{}", self.path, self.line, self.column);
+        if let Some(c) = &self.commit {
+            s.push_str(&format!(" @ {}", &c[..c.len().min(12)]));
+        }
+        if let Some(conv) = &self.conversation {
+            s.push_str(&format!(" (conversation {conv:?}"));
+            if let Some(m) = self.message {
+                s.push_str(&format!(", message {m}"));
+            }
+            s.push(')');
+        }
+        if let (Some(e), Some(f)) = (self.entry, &self.field) {
+            s.push_str(&format!(" (entry {e}, {f})"));
+        }
+        s
+    }
+}
+
+/// What the key service said about a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyStatus {
+    /// The key works.
+    Active,
+    /// The key was deleted or expired.
+    Revoked,
+    /// The service does not know it.
+    Unknown,
+    /// The service could not be asked.
+    Error,
+}
+
+/// `verification` of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// See [`VerifyStatus`].
+    pub status: VerifyStatus,
+    /// The key's id in the service.
+    pub key_id: Option<String>,
+    /// Its memo.
+    pub memo: Option<String>,
+    /// When it was created (RFC 3339).
+    pub created_at: Option<String>,
+    /// Who created it (email), `None` for legacy keys.
+    pub created_by: Option<String>,
+    /// Last use (RFC 3339), `None` if never used.
+    pub last_used_at: Option<String>,
+    /// When it was deleted, for revoked keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    /// The key was used after the moment this finding shows it exposed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub used_after_exposure: bool,
+    /// Why verification failed, for `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One key in one place.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// Rule id.
+    pub rule: String,
+    /// Current or legacy.
+    pub kind: KeyKind,
+    /// High or low.
+    pub confidence: Confidence,
+    /// The key itself; shows only its redacted form.
+    pub secret: Secret,
+    /// Where.
+    pub location: Location,
+    /// How it was hidden.
+    pub encoding: Encoding,
+    /// Filled by `--verify`.
+    pub verification: Option<Verification>,
+    /// Filled by `--rotate`: the replacement key's id.
+    pub rotated_to: Option<String>,
+}
+
+impl Finding {
+    /// Sort key: path, line, column, rule.
+    pub fn sort_key(&self) -> (&str, Option<&str>, usize, usize, &str) {
+        (
+            &self.location.path,
+            self.location.commit.as_deref(),
+            self.location.line,
+            self.location.column,
+            &self.rule,
+        )
+    }
+}

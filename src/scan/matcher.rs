@@ -1,0 +1,347 @@
+//! The matcher: one Aho-Corasick automaton over every trigger literal, then regex confirmation
+//! in a bounded window around each hit, then boundaries, validators and context.
+
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use crate::decode::{self, Encoding};
+use crate::key::Secret;
+use crate::rules::{Rule, RuleSet, Trigger};
+
+/// A confirmed secret in a blob.
+#[derive(Debug, Clone)]
+pub struct Match {
+    /// Index into the rule set.
+    pub rule: usize,
+    /// Start of the secret (or of the encoded token holding it) in the blob.
+    pub start: usize,
+    /// End of the same span.
+    pub end: usize,
+    /// The secret, decoded.
+    pub secret: Secret,
+    /// How it was hidden.
+    pub encoding: Encoding,
+}
+
+/// What one prefilter pattern stands for.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Rule(Trigger),
+    Encoded(decode::Form),
+}
+
+/// Compiled once per scan, shared by every thread.
+#[derive(Debug)]
+pub struct Matcher {
+    rules: Arc<RuleSet>,
+    ac: AhoCorasick,
+    slots: Vec<Slot>,
+    /// Longest pattern, for callers that scan in overlapping chunks.
+    max_window: usize,
+}
+
+impl Matcher {
+    /// Build the automaton over every rule trigger and, with `decode`, the encoded forms of every
+    /// keyword (base64 at three alignments, percent-encoded, `\u`-escaped, UTF-16).
+    pub fn new(rules: Arc<RuleSet>, decode: bool) -> Self {
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut slots = Vec::new();
+        for (lit, trig) in &rules.triggers {
+            patterns.push(lit.clone());
+            slots.push(Slot::Rule(*trig));
+        }
+        if decode {
+            for rule in &rules.rules {
+                for kw in &rule.keywords {
+                    for (lit, form) in decode::encoded_literals(kw) {
+                        if !patterns.contains(&lit) {
+                            patterns.push(lit);
+                            slots.push(Slot::Encoded(form));
+                        }
+                    }
+                }
+            }
+        }
+        let ac = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&patterns)
+            .expect("trigger literals are non-empty and few");
+        let max_rule = rules.rules.iter().map(|r| r.max_len).max().unwrap_or(0);
+        let max_ctx = rules
+            .rules
+            .iter()
+            .filter_map(|r| r.context.as_ref().map(|c| c.within + r.max_len))
+            .max()
+            .unwrap_or(0);
+        Matcher {
+            rules,
+            ac,
+            slots,
+            max_window: max_rule.max(max_ctx) + 16,
+        }
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// How many bytes of context a chunked reader must carry over between chunks.
+    pub fn max_window(&self) -> usize {
+        self.max_window * 4
+    }
+
+    /// Every secret in `data`, in order of position. `out` is cleared first.
+    pub fn find(&self, data: &[u8], out: &mut Vec<Match>) {
+        out.clear();
+        self.find_depth(data, out, 0);
+        out.sort_by_key(|m| (m.start, m.rule));
+        out.dedup_by(|b, a| a.start == b.start && a.rule == b.rule);
+    }
+
+    pub(crate) fn find_depth(&self, data: &[u8], out: &mut Vec<Match>, depth: u8) {
+        let mut last_start: Vec<Option<usize>> = vec![None; self.rules.rules.len()];
+        let mut skip_until = 0usize;
+        for hit in self.ac.find_iter(data) {
+            let p = hit.start();
+            match self.slots[hit.pattern().as_usize()] {
+                Slot::Rule(Trigger::Keyword { rule, keyword }) => {
+                    let r = &self.rules.rules[rule];
+                    let kw_len = r.keywords[keyword].len();
+                    let ws = p.saturating_sub(r.max_len);
+                    let we = (p + kw_len + r.max_len).min(data.len());
+                    self.confirm(data, rule, ws, we, Some((p, kw_len)), &mut last_start, out);
+                }
+                Slot::Rule(Trigger::Context { rule, word }) => {
+                    let r = &self.rules.rules[rule];
+                    let Some(ctx) = &r.context else { continue };
+                    let w = &ctx.words[word];
+                    if data.len() < p + w.len() || !data[p..p + w.len()].eq_ignore_ascii_case(w) {
+                        continue;
+                    }
+                    let ws = p + w.len();
+                    let limit = (p + ctx.within + r.max_len + 1).min(data.len());
+                    let we = memchr::memchr(b'\n', &data[ws..limit]).map_or(limit, |i| ws + i);
+                    self.confirm_context(data, rule, p, ws, we, &mut last_start, out);
+                }
+                Slot::Encoded(form) => {
+                    if depth < 3 && p >= skip_until {
+                        skip_until = super::encoded::expand(self, data, p, form, depth, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keyword rules: regex over the window; keep matches that contain the keyword hit.
+    #[allow(clippy::too_many_arguments)]
+    fn confirm(
+        &self,
+        data: &[u8],
+        rule: usize,
+        ws: usize,
+        we: usize,
+        hit: Option<(usize, usize)>,
+        last_start: &mut [Option<usize>],
+        out: &mut Vec<Match>,
+    ) {
+        let r = &self.rules.rules[rule];
+        let window = &data[ws..we];
+        for (s, e) in secret_spans(r, window) {
+            let (s, e) = (s + ws, e + ws);
+            if let Some((p, kl)) = hit {
+                if s > p + kl || e < p {
+                    continue;
+                }
+            }
+            if last_start[rule].is_some_and(|l| s <= l) {
+                continue;
+            }
+            if let Some(enc) = check_span(r, data, s, e) {
+                last_start[rule] = Some(s);
+                out.push(Match {
+                    rule,
+                    start: s,
+                    end: e,
+                    secret: Secret::from_match(&data[s..e], r.kind),
+                    encoding: enc,
+                });
+            }
+        }
+    }
+
+    /// Context rules: the secret must start within `within` bytes after the word's start.
+    #[allow(clippy::too_many_arguments)]
+    fn confirm_context(
+        &self,
+        data: &[u8],
+        rule: usize,
+        word_at: usize,
+        ws: usize,
+        we: usize,
+        last_start: &mut [Option<usize>],
+        out: &mut Vec<Match>,
+    ) {
+        let r = &self.rules.rules[rule];
+        let within = r.context.as_ref().map_or(0, |c| c.within);
+        for (s, e) in secret_spans(r, &data[ws..we]) {
+            let (s, e) = (s + ws, e + ws);
+            if s - word_at > within {
+                break;
+            }
+            if last_start[rule].is_some_and(|l| s <= l) {
+                continue;
+            }
+            if let Some(enc) = check_span(r, data, s, e) {
+                last_start[rule] = Some(s);
+                out.push(Match {
+                    rule,
+                    start: s,
+                    end: e,
+                    secret: Secret::from_match(&data[s..e], r.kind),
+                    encoding: enc,
+                });
+            }
+        }
+    }
+}
+
+/// Secret spans of the rule's regex in `window`, relative to it.
+fn secret_spans(r: &Rule, window: &[u8]) -> Vec<(usize, usize)> {
+    if r.secret_group == 0 {
+        r.regex
+            .find_iter(window)
+            .map(|m| (m.start(), m.end()))
+            .collect()
+    } else {
+        r.regex
+            .captures_iter(window)
+            .filter_map(|c| c.get(r.secret_group).map(|m| (m.start(), m.end())))
+            .collect()
+    }
+}
+
+/// Boundaries (looking through an escape right before the secret), then the rule's own checks.
+/// Returns how the secret was hidden, or `None` when it is not a key.
+fn check_span(r: &Rule, data: &[u8], s: usize, e: usize) -> Option<Encoding> {
+    if e < data.len() && !r.boundary.after_ok(data[e]) {
+        return None;
+    }
+    let enc = if s == 0 || r.boundary.before_ok(data[s - 1]) {
+        Encoding::Plain
+    } else {
+        let (byte, enc) = decode::escape_before(&data[..s])?;
+        if !r.boundary.before_ok(byte) {
+            return None;
+        }
+        enc
+    };
+    r.accepts(&data[s..e]).then_some(enc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher() -> Matcher {
+        Matcher::new(Arc::new(RuleSet::builtin().expect("rules")), true)
+    }
+
+    fn found(m: &Matcher, text: &[u8]) -> Vec<(String, Encoding)> {
+        let mut out = Vec::new();
+        m.find(text, &mut out);
+        out.into_iter()
+            .map(|x| (x.secret.expose().to_owned(), x.encoding))
+            .collect()
+    }
+
+    #[test]
+    fn every_rule_example_and_negative_example_holds() {
+        let m = matcher();
+        for rule in &m.rules().rules {
+            for ex in &rule.examples {
+                let got = found(&m, ex.as_bytes());
+                assert_eq!(
+                    got.len(),
+                    1,
+                    "rule {} example {ex:?} found {}",
+                    rule.id,
+                    got.len()
+                );
+                assert!(ex.contains(&got[0].0));
+            }
+            for ex in &rule.negative_examples {
+                assert!(
+                    found(&m, ex.as_bytes()).is_empty(),
+                    "rule {} negative example {ex:?}",
+                    rule.id
+                );
+            }
+        }
+    }
+
+    const KEY: &str = "oc_live_Ky9Pf34qY6Nb3wWD25RQ4F5ZR3qa7yEe2zI7BX";
+
+    #[test]
+    fn keys_behind_escapes_and_encodings() {
+        use base64::Engine;
+        let m = matcher();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{KEY}:"));
+        let cases: Vec<(String, Encoding)> = vec![
+            (
+                format!("{{\"text\": \"use this\\n{KEY}\"}}"),
+                Encoding::JsonEscaped,
+            ),
+            (format!("\"\\u201c{KEY}\\u201d\""), Encoding::JsonEscaped),
+            (
+                format!("GET /cb?next=%2Fx%3Fk%3D{KEY}%26a%3D1"),
+                Encoding::UrlEncoded,
+            ),
+            (
+                format!("u={}", KEY.replace('_', "%5F")),
+                Encoding::UrlEncoded,
+            ),
+            (format!("\x1b[1;31m{KEY}\x1b[0m"), Encoding::Ansi),
+            (
+                format!("INFO \x1b[33mkey=\x1b[0m\x1b[1m{KEY}"),
+                Encoding::Ansi,
+            ),
+            (format!("Authorization: Basic {b64}"), Encoding::Base64),
+            (
+                format!("{{\"k\":\"{}\"}}", KEY.replace('_', "\\u005f")),
+                Encoding::JsonEscaped,
+            ),
+        ];
+        for (text, enc) in cases {
+            let got = found(&m, text.as_bytes());
+            assert_eq!(got, vec![(KEY.to_owned(), enc)], "{text:?}");
+        }
+        let utf16: Vec<u8> = format!("key = {KEY}\r\n")
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        assert_eq!(found(&m, &utf16), vec![(KEY.to_owned(), Encoding::Utf16)]);
+        let utf16be: Vec<u8> = format!("key = {KEY}\r\n")
+            .encode_utf16()
+            .flat_map(|u| u.to_be_bytes())
+            .collect();
+        assert_eq!(found(&m, &utf16be), vec![(KEY.to_owned(), Encoding::Utf16)]);
+    }
+
+    #[test]
+    fn works_on_invalid_utf8_and_binary() {
+        let m = matcher();
+        let mut data = vec![0xff, 0xfe, 0x00, 0xc3, b' '];
+        data.extend_from_slice(KEY.as_bytes());
+        data.extend_from_slice(&[0x00, 0x80, 0xff]);
+        assert_eq!(found(&m, &data).len(), 1);
+    }
+
+    #[test]
+    fn each_key_once_even_with_many_context_words() {
+        let m = matcher();
+        let text = b"offset OFFSET x-offset-key oc_key: 1ecccc3fc1626e53a13043b026c48bbf offset 33feff9243a8f506b40928b5b7a767c7";
+        assert_eq!(found(&m, text).len(), 2);
+    }
+}

@@ -1,0 +1,180 @@
+//! The folder walk: `ignore`'s parallel walker, every file by default (hidden and gitignored
+//! ones too: a gitignored `.env` is still on disk and in backups), never following symlinks,
+//! never opening FIFOs, sockets or devices; small files read into a reused buffer, large ones
+//! memory-mapped.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use ignore::overrides::OverrideBuilder;
+use ignore::{WalkBuilder, WalkState};
+
+use super::{Origin, SourceKind};
+
+/// From this size up a file is memory-mapped instead of read (mapping every file was measured
+/// twice as slow; reading whole big files would hold the largest file per thread).
+const MMAP_FROM: u64 = 256 * 1024;
+
+/// How to walk.
+#[derive(Debug, Clone)]
+pub struct WalkOptions {
+    /// Files or folders as the user named them.
+    pub roots: Vec<PathBuf>,
+    /// Gitignore-style globs never scanned.
+    pub excludes: Vec<String>,
+    /// Skip what git ignores (off by default).
+    pub gitignore: bool,
+    /// Files above this many bytes are skipped with a warning.
+    pub max_file_size: u64,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+}
+
+/// What the walk hands the visitor.
+pub enum Event<'a> {
+    /// A file's bytes.
+    Blob(&'a [u8], &'a Origin),
+    /// A file or folder that could not be read: the path and why. The walk goes on.
+    Error(String),
+    /// A file skipped on purpose: the path and why.
+    Skipped(String),
+}
+
+/// Walk every root in parallel; `make_visitor` is called once per worker thread.
+pub fn walk<F, V>(opts: &WalkOptions, make_visitor: F) -> Result<(), String>
+where
+    F: Fn() -> V + Sync,
+    V: FnMut(Event<'_>) + Send,
+{
+    for root in &opts.roots {
+        let meta = std::fs::metadata(root).map_err(|e| format!("{}: {e}", root.display()))?;
+        if meta.is_file() {
+            let mut visit = make_visitor();
+            let mut buf = Vec::new();
+            let shown = root.display().to_string();
+            read_one(root, &shown, meta.len(), opts, &mut buf, &mut visit);
+            continue;
+        }
+        let mut ov = OverrideBuilder::new(root);
+        for g in &opts.excludes {
+            ov.add(&format!("!{g}"))
+                .map_err(|e| format!("--exclude {g:?}: {e}"))?;
+        }
+        let overrides = ov.build().map_err(|e| format!("--exclude: {e}"))?;
+        let mut wb = WalkBuilder::new(root);
+        wb.hidden(false)
+            .ignore(false)
+            .parents(opts.gitignore)
+            .git_ignore(opts.gitignore)
+            .git_global(opts.gitignore)
+            .git_exclude(opts.gitignore)
+            .require_git(false)
+            .follow_links(false)
+            .overrides(overrides)
+            .add_custom_ignore_filename(".offkeyignore")
+            .threads(opts.threads)
+            .filter_entry(|e| e.file_name() != ".git");
+        let root = root.clone();
+        wb.build_parallel().run(|| {
+            let mut visit = make_visitor();
+            let mut buf: Vec<u8> = Vec::new();
+            let root = root.clone();
+            Box::new(move |entry| {
+                let entry = match entry {
+                    Ok(e) => e,
+                    Err(err) => {
+                        visit(Event::Error(err.to_string()));
+                        return WalkState::Continue;
+                    }
+                };
+                let Some(ft) = entry.file_type() else {
+                    return WalkState::Continue;
+                };
+                // Symlinks are not followed; FIFOs, sockets and devices are never opened.
+                if !ft.is_file() {
+                    return WalkState::Continue;
+                }
+                let path = entry.path();
+                let shown = display_path(&root, path);
+                let len = match entry.metadata() {
+                    Ok(m) => m.len(),
+                    Err(e) => {
+                        visit(Event::Error(format!("{shown}: {e}")));
+                        return WalkState::Continue;
+                    }
+                };
+                read_one(path, &shown, len, opts, &mut buf, &mut visit);
+                WalkState::Continue
+            })
+        });
+    }
+    Ok(())
+}
+
+/// The path relative to the scan root, with `/` separators.
+fn display_path(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let s = rel.to_string_lossy();
+    if s.is_empty() {
+        path.to_string_lossy().into_owned()
+    } else {
+        s.replace('\\', "/")
+    }
+}
+
+fn read_one<V: FnMut(Event<'_>)>(
+    path: &Path,
+    shown: &str,
+    len: u64,
+    opts: &WalkOptions,
+    buf: &mut Vec<u8>,
+    visit: &mut V,
+) {
+    if len > opts.max_file_size {
+        visit(Event::Skipped(format!(
+            "{shown}: skipped, {len} bytes is over --max-file-size {}",
+            opts.max_file_size
+        )));
+        return;
+    }
+    let origin = Origin {
+        source: Some(SourceKind::File),
+        path: shown.to_owned(),
+        ..Origin::default()
+    };
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            visit(Event::Error(format!("{shown}: {e}")));
+            return;
+        }
+    };
+    if len >= MMAP_FROM {
+        match map(&file) {
+            Ok(m) => {
+                visit(Event::Blob(&m, &origin));
+                return;
+            }
+            Err(_) => { /* fall back to reading */ }
+        }
+    }
+    buf.clear();
+    if let Err(e) = file.read_to_end(buf) {
+        visit(Event::Error(format!("{shown}: {e}")));
+        return;
+    }
+    visit(Event::Blob(buf, &origin));
+    if buf.capacity() > 4 * MMAP_FROM as usize {
+        *buf = Vec::new();
+    }
+}
+
+/// Map a file read-only.
+#[allow(unsafe_code)]
+fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only and lives only while one blob is scanned. Another process
+    // truncating the file meanwhile could raise SIGBUS; secret scanners accept this for speed
+    // (reading every large file into memory was measured slower), as ripgrep does.
+    unsafe { memmap2::Mmap::map(file) }
+}

@@ -1,0 +1,46 @@
+//! Where a blob came from: the part of a finding's location that the source knows.
+
+use serde::{Deserialize, Serialize};
+
+/// Where bytes came from, as `location.source` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A file on disk.
+    File,
+    /// A blob in git history.
+    Git,
+    /// The git index (what the next commit would hold).
+    Staged,
+    /// Standard input.
+    Stdin,
+    /// A message of an exported AI conversation.
+    Transcript,
+    /// A field of a HAR capture.
+    Har,
+}
+
+/// Where a blob came from; a finding adds line and column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// `location.source`.
+    pub source: Option<SourceKind>,
+    /// Path as the user named it, relative to the scan root; `-` for stdin.
+    pub path: String,
+    /// Git: the oldest commit that introduced the blob.
+    pub commit: Option<String>,
+    /// Git: its author (`Name <email>`).
+    pub author: Option<String>,
+    /// Git: its date (RFC 3339). Transcripts: the message time.
+    pub date: Option<String>,
+    /// Transcript: conversation title or id.
+    pub conversation: Option<String>,
+    /// Transcript: 0-based message index.
+    pub message: Option<usize>,
+    /// Transcript: who wrote the message.
+    pub role: Option<String>,
+    /// HAR: 0-based entry index.
+    pub entry: Option<usize>,
+    /// HAR: which field (`request.headers[Authorization]`, …).
+    pub field: Option<String>,
+}
