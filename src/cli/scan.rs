@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use super::Outcome;
 use crate::report::{self, Format, Summary, TextStyle};
 use crate::rules::RuleSet;
-use crate::scan::{Baseline, Config, Finding, Matcher, Origin, Policy, SourceKind, scan_blob};
+use crate::scan::{Baseline, Config, Finding, Matcher, Origin, Policy, SourceKind, scan_any};
 use crate::source::{self, Event, WalkOptions};
 
 /// Arguments of `offkey scan`.
@@ -51,6 +51,20 @@ pub struct ScanArgs {
     /// Do not look inside encodings (base64, percent-encoding, UTF-16, …).
     #[arg(long)]
     pub no_decode: bool,
+    /// Scan git history instead of files: every commit of every ref of REPO (default: the
+    /// first PATH, or `.`), each distinct blob once.
+    #[arg(long, value_name = "REPO", num_args = 0..=1, conflicts_with = "staged")]
+    pub git: Option<Option<PathBuf>>,
+    /// With --git: only commits in this range (`BASE..HEAD`), e.g. a pull request's commits.
+    #[arg(long, value_name = "BASE..HEAD", requires = "git")]
+    pub range: Option<String>,
+    /// With --git: only commits at or after this date (YYYY-MM-DD or RFC 3339).
+    #[arg(long, value_name = "DATE", requires = "git")]
+    pub since: Option<String>,
+    /// Scan what the git index would commit: added and changed lines of staged files (for a
+    /// pre-commit hook). The repository is the first PATH, or `.`.
+    #[arg(long)]
+    pub staged: bool,
 }
 
 /// Everything a scan needs, built once.
@@ -172,7 +186,34 @@ pub fn collect(
         found.lock().expect("findings lock").extend(batch);
     };
     let mut dirs = Vec::new();
-    for p in &args.paths {
+    if args.git.is_some() || args.staged {
+        let repo = match &args.git {
+            Some(Some(r)) => r.clone(),
+            _ => args
+                .paths
+                .first()
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from(".")),
+        };
+        let batch = if args.staged {
+            let (batch, n_files, n_bytes) = scan_staged(setup, &repo)?;
+            files.fetch_add(n_files, Ordering::Relaxed);
+            bytes.fetch_add(n_bytes, Ordering::Relaxed);
+            batch
+        } else {
+            let (batch, n_blobs, n_bytes, errs) = scan_history(args, setup, &repo)?;
+            files.fetch_add(n_blobs, Ordering::Relaxed);
+            bytes.fetch_add(n_bytes, Ordering::Relaxed);
+            errors.fetch_add(errs, Ordering::Relaxed);
+            batch
+        };
+        emit(batch);
+    }
+    for p in args
+        .paths
+        .iter()
+        .filter(|_| args.git.is_none() && !args.staged)
+    {
         if p.as_os_str() == "-" {
             let stdin = std::io::stdin();
             if stdin.is_terminal() {
@@ -215,6 +256,7 @@ pub fn collect(
         source::walk(&opts, || {
             let mut scratch = Vec::new();
             let mut local = Vec::new();
+            let mut warn = |m: String| eprintln!("offkey: warning: {m}");
             let (files, bytes, errors, emit) = (&files, &bytes, &errors, &emit);
             move |ev: Event<'_>| match ev {
                 Event::Blob(data, origin) => {
@@ -223,7 +265,16 @@ pub fn collect(
                     if policy.path_allowed(&origin.path) {
                         return;
                     }
-                    scan_blob(matcher, policy, data, origin, &mut scratch, &mut local);
+                    scan_any(
+                        matcher,
+                        policy,
+                        data,
+                        origin,
+                        &mut scratch,
+                        &mut local,
+                        &mut warn,
+                        0,
+                    );
                     if !local.is_empty() {
                         emit(std::mem::take(&mut local));
                     }
@@ -287,4 +338,171 @@ pub fn finish(
         );
     }
     Ok(())
+}
+
+/// `--git`: scan each distinct blob of the history once; one finding per (key, path), with the
+/// oldest commit that introduced it there. Returns findings, blobs, bytes and errors.
+fn scan_history(
+    args: &ScanArgs,
+    setup: &Setup,
+    repo: &Path,
+) -> anyhow::Result<(Vec<Finding>, u64, u64, u64)> {
+    let since = match &args.since {
+        Some(s) => Some(parse_since(s)?),
+        None => None,
+    };
+    let hist = source::history(&source::HistoryOptions {
+        repo: repo.to_path_buf(),
+        range: args.range.clone(),
+        since,
+    })?;
+    if hist.shallow {
+        eprintln!(
+            "offkey: note: {} is a shallow clone: history is incomplete, scanned as far as it goes \
+             (fetch with --unshallow or fetch-depth: 0 to scan all of it)",
+            repo.display()
+        );
+    }
+    for w in &hist.warnings {
+        eprintln!("offkey: warning: {w}");
+    }
+    let bytes = AtomicU64::new(0);
+    let errors = AtomicU64::new(0);
+    let found: Mutex<Vec<(usize, Finding)>> = Mutex::new(Vec::new());
+    source::read_blobs(
+        repo,
+        &hist.blobs,
+        args.max_file_size as usize,
+        |blob, res| {
+            let data = match res {
+                Ok(d) => d,
+                Err(e) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    let (path, _) = &blob.paths[0];
+                    eprintln!("offkey: warning: {path} ({}): {e}", blob.id);
+                    return;
+                }
+            };
+            bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            let mut scratch = Vec::new();
+            let mut local = Vec::new();
+            let mut warn = |m: String| eprintln!("offkey: warning: {m}");
+            let (first_path, first_commit) = &blob.paths[0];
+            let origin = git_origin(&hist, first_path, *first_commit);
+            scan_any(
+                &setup.matcher,
+                &setup.policy,
+                data,
+                &origin,
+                &mut scratch,
+                &mut local,
+                &mut warn,
+                0,
+            );
+            if local.is_empty() {
+                return;
+            }
+            let mut mine = Vec::new();
+            for (path, ci) in &blob.paths {
+                let o = git_origin(&hist, path, *ci);
+                for f in &local {
+                    let sha = f.secret.sha256();
+                    if path != first_path && !setup.policy.keeps(path, &sha) {
+                        continue;
+                    }
+                    let mut g = f.clone();
+                    g.location.path = f.location.path.replacen(first_path.as_str(), path, 1);
+                    g.location.commit = o.commit.clone();
+                    g.location.author = o.author.clone();
+                    if g.location.source == SourceKind::Git {
+                        g.location.date = o.date.clone();
+                    }
+                    mine.push((*ci, g));
+                }
+            }
+            found.lock().expect("findings lock").extend(mine);
+        },
+    );
+    // One finding per (key, path, line): the oldest commit wins.
+    let mut all = found.into_inner().expect("findings lock");
+    all.sort_by_key(|a| a.0);
+    let mut seen = std::collections::HashSet::new();
+    let findings: Vec<Finding> = all
+        .into_iter()
+        .filter(|(_, f)| {
+            seen.insert((
+                f.secret.sha256(),
+                f.location.path.clone(),
+                f.location.conversation.clone(),
+                f.location.message,
+                f.location.entry,
+            ))
+        })
+        .map(|(_, f)| f)
+        .collect();
+    Ok((
+        findings,
+        hist.blobs.len() as u64,
+        bytes.into_inner(),
+        errors.into_inner(),
+    ))
+}
+
+fn git_origin(hist: &source::History, path: &str, commit: usize) -> Origin {
+    let c = &hist.commits[commit];
+    Origin {
+        source: Some(SourceKind::Git),
+        path: path.to_owned(),
+        commit: Some(c.id.clone()),
+        author: Some(c.author.clone()),
+        date: Some(c.date.clone()),
+        ..Origin::default()
+    }
+}
+
+/// `--since`: a date (midnight UTC) or an RFC 3339 time → Unix seconds.
+fn parse_since(s: &str) -> anyhow::Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp());
+    }
+    let d = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        anyhow::anyhow!("--since {s:?}: expected a date like 2026-01-31 or an RFC 3339 time")
+    })?;
+    Ok(d.and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+        .timestamp())
+}
+
+/// `--staged`: findings on the added or changed lines of staged files, with staged line numbers.
+fn scan_staged(setup: &Setup, repo: &Path) -> anyhow::Result<(Vec<Finding>, u64, u64)> {
+    let files = source::staged(repo)?;
+    let n_files = files.len() as u64;
+    let n_bytes = files.iter().map(|f| f.bytes.len() as u64).sum();
+    let mut out = Vec::new();
+    let mut scratch = Vec::new();
+    let mut warn = |m: String| eprintln!("offkey: warning: {m}");
+    for f in files {
+        let origin = Origin {
+            source: Some(SourceKind::Staged),
+            path: f.path.clone(),
+            ..Origin::default()
+        };
+        let mut local = Vec::new();
+        scan_any(
+            &setup.matcher,
+            &setup.policy,
+            &f.bytes,
+            &origin,
+            &mut scratch,
+            &mut local,
+            &mut warn,
+            0,
+        );
+        out.extend(local.into_iter().filter(|x| {
+            x.location.source != SourceKind::Staged
+                || f.added.binary_search(&(x.location.line as u32)).is_ok()
+        }));
+    }
+    Ok((out, n_files, n_bytes))
 }

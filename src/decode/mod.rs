@@ -4,9 +4,11 @@
 
 mod around;
 mod runs;
+mod structured;
 
 pub use around::escape_before;
 pub use runs::{Decoded, base64_token, decode_run, encoded_literals, reencode_base64};
+pub use structured::{Part, Structured, parts as structured_parts, sniff};
 
 use serde::{Deserialize, Serialize};
 

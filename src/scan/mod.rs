@@ -3,6 +3,7 @@
 //! then the allowlists and the baseline.
 
 mod blob;
+mod dispatch;
 mod encoded;
 mod finding;
 mod matcher;
@@ -10,6 +11,7 @@ mod policy;
 mod stream;
 
 pub use blob::{LineIndex, scan_blob};
+pub use dispatch::scan_any;
 pub use finding::{Encoding, Finding, Location, Origin, SourceKind, Verification, VerifyStatus};
 pub use matcher::{Match, Matcher};
 pub use policy::{Baseline, Config, ConfigError, Policy};

@@ -1,8 +1,15 @@
 //! Where bytes come from: the file system walk, git history, the git index, standard input,
 //! archives. Each source hands blobs (bytes + [`Origin`]) to a visitor; nothing here matches.
 
+mod archive;
 mod fs;
+mod git;
 mod origin;
 
+pub use archive::{ArchiveKind, ArchiveLimits, expand_archive, looks_like_archive};
 pub use fs::{Event, WalkOptions, walk};
+pub use git::{
+    CommitInfo, GitError, History, HistoryBlob, HistoryOptions, StagedFile, history,
+    open as open_repo, read_blobs, staged,
+};
 pub use origin::{Origin, SourceKind};

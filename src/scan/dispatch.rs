@@ -1,0 +1,131 @@
+//! Any blob → findings: archives are opened (within limits) and their members scanned as blobs;
+//! everything else gets the plain pass, and a file that found something and looks like an AI
+//! chat export or a HAR capture is parsed so its findings name the conversation and message (or
+//! the HAR entry and field). A malformed export keeps its plain findings, with a warning.
+
+use std::collections::HashSet;
+
+use super::blob::scan_blob;
+use super::finding::{Finding, Origin, SourceKind};
+use super::matcher::{Match, Matcher};
+use super::policy::Policy;
+use crate::decode::{self, Structured};
+use crate::source::{ArchiveLimits, expand_archive, looks_like_archive};
+
+/// Scan one blob of any kind. `warn` hears about skipped archive members and malformed exports.
+#[allow(clippy::too_many_arguments)]
+pub fn scan_any(
+    matcher: &Matcher,
+    policy: &Policy,
+    data: &[u8],
+    origin: &Origin,
+    scratch: &mut Vec<Match>,
+    out: &mut Vec<Finding>,
+    warn: &mut dyn FnMut(String),
+    depth: u8,
+) {
+    let limits = ArchiveLimits::default();
+    if let Some(kind) = looks_like_archive(data) {
+        if depth >= limits.max_depth {
+            warn(format!(
+                "{}: archive nested deeper than {} levels, scanned as bytes",
+                origin.path, limits.max_depth
+            ));
+        } else {
+            let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut opened = false;
+            expand_archive(
+                data,
+                kind,
+                &origin.path,
+                limits,
+                &mut |name, bytes| {
+                    opened = true;
+                    members.push((name.to_owned(), bytes.to_vec()));
+                },
+                warn,
+            );
+            for (name, bytes) in members {
+                let inner = Origin {
+                    path: format!("{}!{}", origin.path, name),
+                    ..origin.clone()
+                };
+                scan_any(
+                    matcher,
+                    policy,
+                    &bytes,
+                    &inner,
+                    scratch,
+                    out,
+                    warn,
+                    depth + 1,
+                );
+            }
+            if opened {
+                return;
+            }
+        }
+    }
+    let start = out.len();
+    scan_blob(matcher, policy, data, origin, scratch, out);
+    if out.len() == start {
+        return;
+    }
+    let Some(kind) = decode::sniff(data) else {
+        return;
+    };
+    let parts = match decode::structured_parts(data, kind) {
+        Ok(p) => p,
+        Err(e) => {
+            warn(format!(
+                "{}: looks like {} but {e}; scanned as plain text",
+                origin.path,
+                describe(kind)
+            ));
+            return;
+        }
+    };
+    let mut structured = Vec::new();
+    for part in parts {
+        let o = Origin {
+            source: Some(if kind == Structured::Har {
+                SourceKind::Har
+            } else {
+                SourceKind::Transcript
+            }),
+            conversation: part.conversation,
+            message: part.message,
+            role: part.role,
+            date: part.timestamp.or_else(|| origin.date.clone()),
+            entry: part.entry,
+            field: part.field,
+            ..origin.clone()
+        };
+        scan_blob(
+            matcher,
+            policy,
+            part.text.as_bytes(),
+            &o,
+            scratch,
+            &mut structured,
+        );
+    }
+    // Keep every plain finding whose key the structured pass did not place.
+    let placed: HashSet<String> = structured.iter().map(|f| f.secret.sha256()).collect();
+    let plain: Vec<Finding> = out.drain(start..).collect();
+    out.extend(
+        plain
+            .into_iter()
+            .filter(|f| !placed.contains(&f.secret.sha256())),
+    );
+    out.extend(structured);
+}
+
+fn describe(kind: Structured) -> &'static str {
+    match kind {
+        Structured::ChatGpt => "a ChatGPT export",
+        Structured::Claude => "a Claude export",
+        Structured::ChatJsonl => "a chat JSONL file",
+        Structured::Har => "a HAR capture",
+    }
+}

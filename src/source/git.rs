@@ -1,0 +1,346 @@
+//! Git history and the git index as sources (git2). History: every commit reachable from every
+//! ref (or a range), each distinct blob read once with the paths and the oldest commit that
+//! introduced it there. Index: the staged blobs and which of their lines are added or changed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use git2::{Delta, DiffOptions, FileMode, Oid, Repository, Sort};
+use rayon::prelude::*;
+
+/// A git source that cannot be used. Names the repository, range or ref.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// Not a repository.
+    #[error("{path}: not a git repository ({message})")]
+    NotARepo {
+        /// The path given.
+        path: String,
+        /// libgit2's words.
+        message: String,
+    },
+    /// A range or ref that does not resolve.
+    #[error("{what}: {message}")]
+    BadRev {
+        /// The range or ref.
+        what: String,
+        /// libgit2's words.
+        message: String,
+    },
+    /// Anything else libgit2 refused.
+    #[error("{context}: {source}")]
+    Git {
+        /// What was being done.
+        context: String,
+        /// libgit2's error.
+        source: git2::Error,
+    },
+}
+
+fn ctx(context: &str) -> impl FnOnce(git2::Error) -> GitError + '_ {
+    move |source| GitError::Git {
+        context: context.to_owned(),
+        source,
+    }
+}
+
+/// Which history to scan.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryOptions {
+    /// The repository (work tree or bare).
+    pub repo: PathBuf,
+    /// `BASE..HEAD`: only commits in it.
+    pub range: Option<String>,
+    /// Only commits at or after this time (Unix seconds).
+    pub since: Option<i64>,
+}
+
+/// A commit as findings cite it.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    /// Full hex id.
+    pub id: String,
+    /// `Name <email>`.
+    pub author: String,
+    /// Author date, RFC 3339.
+    pub date: String,
+}
+
+/// A distinct blob and where it appears: (path, index into `History::commits` of the oldest
+/// commit that put it at that path).
+#[derive(Debug, Clone)]
+pub struct HistoryBlob {
+    /// The blob id.
+    pub id: Oid,
+    /// Its size.
+    pub size: usize,
+    /// Paths it was introduced at, each with its oldest introducing commit.
+    pub paths: Vec<(String, usize)>,
+}
+
+/// What a history walk found.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Commits in walk order (oldest first).
+    pub commits: Vec<CommitInfo>,
+    /// Distinct blobs.
+    pub blobs: Vec<HistoryBlob>,
+    /// The clone is shallow: history is incomplete.
+    pub shallow: bool,
+    /// Non-fatal problems (a corrupt commit or tree), each naming the object.
+    pub warnings: Vec<String>,
+}
+
+/// Open a repository, or say clearly that it is not one.
+pub fn open(path: &Path) -> Result<Repository, GitError> {
+    Repository::open(path).map_err(|e| GitError::NotARepo {
+        path: path.display().to_string(),
+        message: e.message().to_owned(),
+    })
+}
+
+/// Walk the history: every commit from every ref (or the range), oldest first, diffing each
+/// against its first parent so each blob is attributed to the commit that introduced it.
+pub fn history(opts: &HistoryOptions) -> Result<History, GitError> {
+    let repo = open(&opts.repo)?;
+    let mut walk = repo.revwalk().map_err(ctx("starting the history walk"))?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
+        .map_err(ctx("sorting the history walk"))?;
+    match &opts.range {
+        Some(range) => {
+            if range.contains("..") {
+                walk.push_range(range).map_err(|e| GitError::BadRev {
+                    what: format!("--range {range}"),
+                    message: e.message().to_owned(),
+                })?;
+            } else {
+                let obj = repo.revparse_single(range).map_err(|e| GitError::BadRev {
+                    what: format!("--range {range}"),
+                    message: e.message().to_owned(),
+                })?;
+                walk.push(obj.id()).map_err(ctx("pushing the range"))?;
+            }
+        }
+        None => {
+            let mut pushed = 0usize;
+            for r in repo.references().map_err(ctx("listing refs"))?.flatten() {
+                if let Ok(c) = r.peel_to_commit() {
+                    walk.push(c.id()).map_err(ctx("pushing a ref"))?;
+                    pushed += 1;
+                }
+            }
+            if let Ok(head) = repo.head() {
+                if let Ok(c) = head.peel_to_commit() {
+                    walk.push(c.id()).map_err(ctx("pushing HEAD"))?;
+                    pushed += 1;
+                }
+            }
+            if pushed == 0 {
+                return Ok(History {
+                    shallow: repo.is_shallow(),
+                    ..History::default()
+                });
+            }
+        }
+    }
+    let mut out = History {
+        shallow: repo.is_shallow(),
+        ..History::default()
+    };
+    let mut index: HashMap<Oid, usize> = HashMap::new();
+    let mut seen_at: std::collections::HashSet<(Oid, String)> = std::collections::HashSet::new();
+    let mut dopts = DiffOptions::new();
+    dopts
+        .skip_binary_check(true)
+        .ignore_submodules(true)
+        .context_lines(0);
+    for oid in walk {
+        let oid = match oid {
+            Ok(o) => o,
+            Err(e) => {
+                out.warnings.push(format!("history walk: {}", e.message()));
+                continue;
+            }
+        };
+        let commit = match repo.find_commit(oid) {
+            Ok(c) => c,
+            Err(e) => {
+                out.warnings.push(format!(
+                    "commit {oid}: unreadable, skipped ({})",
+                    e.message()
+                ));
+                continue;
+            }
+        };
+        if let Some(since) = opts.since {
+            if commit.time().seconds() < since {
+                continue;
+            }
+        }
+        let tree = match commit.tree() {
+            Ok(t) => t,
+            Err(e) => {
+                out.warnings.push(format!(
+                    "commit {oid}: tree unreadable, skipped ({})",
+                    e.message()
+                ));
+                continue;
+            }
+        };
+        // A parent missing from a shallow clone counts as the empty tree.
+        let parent_tree = commit.parent(0).ok().and_then(|p| p.tree().ok());
+        let diff = match repo.diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), Some(&mut dopts))
+        {
+            Ok(d) => d,
+            Err(e) => {
+                out.warnings.push(format!(
+                    "commit {oid}: diff failed, skipped ({})",
+                    e.message()
+                ));
+                continue;
+            }
+        };
+        let commit_idx = out.commits.len();
+        let mut used = false;
+        for delta in diff.deltas() {
+            if !matches!(
+                delta.status(),
+                Delta::Added | Delta::Modified | Delta::Renamed | Delta::Copied | Delta::Typechange
+            ) {
+                continue;
+            }
+            let nf = delta.new_file();
+            if !matches!(nf.mode(), FileMode::Blob | FileMode::BlobExecutable) {
+                continue;
+            }
+            let Some(path) = nf.path() else { continue };
+            let path = path.to_string_lossy().replace('\\', "/");
+            let id = nf.id();
+            if !seen_at.insert((id, path.clone())) {
+                continue;
+            }
+            used = true;
+            let slot = *index.entry(id).or_insert_with(|| {
+                out.blobs.push(HistoryBlob {
+                    id,
+                    size: nf.size() as usize,
+                    paths: Vec::new(),
+                });
+                out.blobs.len() - 1
+            });
+            out.blobs[slot].paths.push((path, commit_idx));
+        }
+        if used {
+            let a = commit.author();
+            let t = commit.author().when();
+            out.commits.push(CommitInfo {
+                id: oid.to_string(),
+                author: format!("{} <{}>", a.name().unwrap_or("?"), a.email().unwrap_or("?")),
+                date: rfc3339(t.seconds(), t.offset_minutes()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn rfc3339(secs: i64, offset_minutes: i32) -> String {
+    let off = chrono::FixedOffset::east_opt(offset_minutes * 60)
+        .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset is valid"));
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|d| d.with_timezone(&off).to_rfc3339())
+        .unwrap_or_default()
+}
+
+/// Read every blob once, in parallel (one repository handle per thread), and hand each to
+/// `visit` with its bytes or the reason it could not be read.
+pub fn read_blobs<F>(repo: &Path, blobs: &[HistoryBlob], max_size: usize, visit: F)
+where
+    F: Fn(&HistoryBlob, Result<&[u8], String>) + Sync,
+{
+    blobs.par_iter().for_each_init(
+        || Repository::open(repo).ok(),
+        |handle, blob| {
+            let Some(repo) = handle.as_ref() else {
+                visit(blob, Err("cannot open the repository".into()));
+                return;
+            };
+            if blob.size > max_size {
+                visit(
+                    blob,
+                    Err(format!(
+                        "skipped, {} bytes is over --max-file-size",
+                        blob.size
+                    )),
+                );
+                return;
+            }
+            match repo.find_blob(blob.id) {
+                Ok(b) => visit(blob, Ok(b.content())),
+                Err(e) => visit(
+                    blob,
+                    Err(format!("blob {} unreadable ({})", blob.id, e.message())),
+                ),
+            }
+        },
+    );
+}
+
+/// A staged file: its staged bytes and the 1-based line numbers added or changed against HEAD.
+#[derive(Debug)]
+pub struct StagedFile {
+    /// Path in the repository.
+    pub path: String,
+    /// The staged content.
+    pub bytes: Vec<u8>,
+    /// Added or changed lines, ascending.
+    pub added: Vec<u32>,
+}
+
+/// What the index would commit: for each staged file, its blob and its added lines
+/// (against the empty tree before the first commit). Reads only staged blobs.
+pub fn staged(repo_path: &Path) -> Result<Vec<StagedFile>, GitError> {
+    let repo = open(repo_path)?;
+    let head_tree = repo.head().ok().and_then(|h| h.peel_to_tree().ok());
+    let index = repo.index().map_err(ctx("reading the index"))?;
+    let mut dopts = DiffOptions::new();
+    dopts
+        .context_lines(0)
+        .ignore_submodules(true)
+        .force_text(true);
+    let diff = repo
+        .diff_tree_to_index(head_tree.as_ref(), Some(&index), Some(&mut dopts))
+        .map_err(ctx("diffing the index against HEAD"))?;
+    let mut added: HashMap<String, (Oid, Vec<u32>)> = HashMap::new();
+    diff.foreach(
+        &mut |_, _| true,
+        None,
+        None,
+        Some(&mut |delta, _hunk, line| {
+            if line.origin() == '+' {
+                if let (Some(p), Some(n)) = (delta.new_file().path(), line.new_lineno()) {
+                    added
+                        .entry(p.to_string_lossy().replace('\\', "/"))
+                        .or_insert_with(|| (delta.new_file().id(), Vec::new()))
+                        .1
+                        .push(n);
+                }
+            }
+            true
+        }),
+    )
+    .map_err(ctx("reading staged changes"))?;
+    let mut out = Vec::new();
+    for (path, (id, mut lines)) in added {
+        let blob = repo
+            .find_blob(id)
+            .map_err(ctx(&format!("reading staged blob of {path}")))?;
+        lines.sort_unstable();
+        out.push(StagedFile {
+            path,
+            bytes: blob.content().to_vec(),
+            added: lines,
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
