@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod extras;
+pub mod hook;
 pub mod keys;
 pub mod login;
 pub mod members;
@@ -49,6 +51,15 @@ pub enum Command {
     Scan(scan::ScanArgs),
     /// Copy standard input to standard output with every key replaced by a placeholder.
     Redact(redact::RedactArgs),
+    /// Git hooks.
+    #[command(subcommand)]
+    Hook(hook::HookCommand),
+    /// Print shell completions.
+    Completions(extras::CompletionsArgs),
+    /// Print the man page.
+    Man,
+    /// Write a commented starter .offkey.toml.
+    Init(extras::InitArgs),
     /// Run the key service: HTTP API, Settings → API Keys page, embedded key store.
     Serve(serve::ServeArgs),
     /// Manage team members on the server host (direct store access).
@@ -80,6 +91,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Scan(args) => scan::run(args),
         Command::Redact(args) => redact::run(args),
+        Command::Hook(cmd) => hook::run(cmd),
+        Command::Completions(args) => extras::completions(args),
+        Command::Man => extras::man(),
+        Command::Init(args) => extras::init(args),
         Command::Serve(args) => serve::run(args),
         Command::Members(cmd) => members::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),

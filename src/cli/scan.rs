@@ -27,6 +27,9 @@ pub struct ScanArgs {
     /// Write the report to this file instead of standard output.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
+    /// Also write a SARIF report to this file (whatever --format is).
+    #[arg(long, value_name = "FILE")]
+    pub sarif_output: Option<PathBuf>,
     /// Extra rule file (TOML, same format as rules/offset.toml); repeatable.
     #[arg(long = "rules", value_name = "PATH")]
     pub rules: Vec<PathBuf>,
@@ -331,6 +334,15 @@ pub fn finish(
         out.flush()
     };
     write(out).context("writing the report")?;
+    if let Some(p) = &args.sarif_output {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(p)
+                .with_context(|| format!("{}: cannot write the SARIF report", p.display()))?,
+        );
+        report::write_sarif(&mut f, setup.matcher.rules(), &c.findings)
+            .and_then(|_| f.flush())
+            .with_context(|| format!("{}: cannot write the SARIF report", p.display()))?;
+    }
     if args.format != Format::Text {
         eprintln!(
             "offkey: scanned {} file(s), {} bytes in {} ms: {} finding(s)",

@@ -49,7 +49,20 @@ pub fn write_text(
             writeln!(out, "    rotated: replacement key {id}")?;
         }
     }
-    if !findings.is_empty() {
+    let staged = !findings.is_empty()
+        && findings
+            .iter()
+            .all(|f| f.location.source == crate::scan::SourceKind::Staged);
+    if staged {
+        writeln!(
+            err,
+            "offkey: commit refused: the staged changes add {} Offset API key(s).\n\
+             \x20 - remove the key from the file (load it from the environment or a secret manager) and stage again;\n\
+             \x20 - if it was ever pushed or shared, rotate it: `offkey rotate`, or Settings → API Keys;\n\
+             \x20 - if it is a deliberate fake, add an `offkey:allow` comment on its line.",
+            findings.len()
+        )?;
+    } else if !findings.is_empty() {
         writeln!(
             err,
             "offkey: {} finding(s). Rotate each exposed key (`offkey rotate`, or Settings → API Keys), \

@@ -76,6 +76,10 @@ pub(super) fn to_finding(
         encoding: m.encoding,
         verification: None,
         rotated_to: None,
+        span: data[m.start..m.end.min(line_span.1).max(m.start)]
+            .iter()
+            .filter(|&&b| (b as i8) >= -0x40)
+            .count(),
     })
 }
 

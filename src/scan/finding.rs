@@ -120,6 +120,8 @@ pub struct Finding {
     pub verification: Option<Verification>,
     /// Filled by `--rotate`: the replacement key's id.
     pub rotated_to: Option<String>,
+    /// Length of the matched text on its line, in the same unit as the column.
+    pub span: usize,
 }
 
 impl Finding {
