@@ -48,7 +48,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scan files, folders or standard input (`-`) for Offset keys.
-    Scan(scan::ScanArgs),
+    Scan(Box<scan::ScanArgs>),
     /// Copy standard input to standard output with every key replaced by a placeholder.
     Redact(redact::RedactArgs),
     /// Git hooks.
@@ -89,7 +89,7 @@ pub fn main() -> ExitCode {
 /// Run one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
-        Command::Scan(args) => scan::run(args),
+        Command::Scan(args) => scan::run(*args),
         Command::Redact(args) => redact::run(args),
         Command::Hook(cmd) => hook::run(cmd),
         Command::Completions(args) => extras::completions(args),
