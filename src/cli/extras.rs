@@ -46,6 +46,14 @@ pub fn man() -> anyhow::Result<Outcome> {
 const STARTER: &str = r#"# offkey configuration (https://github.com/offset-commerce/offkey)
 # Read by `offkey scan` from the scan root, or given with --config FILE.
 
+# Paths never scanned (gitignore-style globs, like --exclude).
+exclude = [
+    # "vendor/**",
+]
+
+# Extra rule files (same format as offkey's rules/offset.toml), relative to this file.
+rules = []
+
 [allowlist]
 # Report paths (globs) never reported: test fixtures with fake keys, documentation examples.
 paths = [
@@ -56,14 +64,6 @@ paths = [
 sha256 = [
     # "5f1c…",
 ]
-
-# Paths never scanned (gitignore-style globs, like --exclude).
-exclude = [
-    # "vendor/**",
-]
-
-# Extra rule files (same format as offkey's rules/offset.toml), relative to this file.
-rules = []
 "#;
 
 /// Write a starter `.offkey.toml`.

@@ -102,7 +102,11 @@ pub fn decode_run(data: &[u8], p: usize, form: Form) -> Option<Decoded> {
             d.map.push(i);
         }
         Form::Percent | Form::JsonUnicode => {
-            let before = p.checked_sub(1).map_or(b' ', |i| data[i]);
+            // The character before the run, itself decoded when it is an escape (`%3D`, `\n`).
+            let before = match super::escape_before(&data[..p]) {
+                Some((b, _)) => b,
+                None => p.checked_sub(1).map_or(b' ', |i| data[i]),
+            };
             d.text.push(before);
             d.map.push(p.saturating_sub(1));
             let mut i = p;

@@ -94,6 +94,20 @@ fn all_strings(v: &Value, out: &mut String) {
     }
 }
 
+/// The text of a ChatGPT `content`: its `parts` (strings, or every string inside a part
+/// object), else every string but the `content_type` tag.
+fn content_text(c: &Value, out: &mut String) {
+    if let Some(parts) = c.get("parts").and_then(Value::as_array) {
+        parts.iter().for_each(|p| all_strings(p, out));
+    } else if let Some(o) = c.as_object() {
+        o.iter()
+            .filter(|(k, _)| k.as_str() != "content_type")
+            .for_each(|(_, v)| all_strings(v, out));
+    } else {
+        all_strings(c, out);
+    }
+}
+
 fn str_of(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_owned)
 }
@@ -119,23 +133,11 @@ fn chatgpt(v: &Value) -> Result<Vec<Part>, String> {
             .filter(|t| !t.is_empty())
             .or_else(|| str_of(conv, "conversation_id"))
             .or_else(|| str_of(conv, "id"));
-        let mut msgs: Vec<(f64, usize, &Value)> = mapping
-            .values()
-            .enumerate()
-            .filter_map(|(i, node)| {
-                let m = node.get("message").filter(|m| !m.is_null())?;
-                let t = m
-                    .get("create_time")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(f64::MAX);
-                Some((t, i, m))
-            })
-            .collect();
-        msgs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        for (idx, (_, _, m)) in msgs.into_iter().enumerate() {
+        let msgs = conversation_order(mapping);
+        for (idx, m) in msgs.into_iter().enumerate() {
             let mut text = String::new();
             if let Some(c) = m.get("content") {
-                all_strings(c, &mut text);
+                content_text(c, &mut text);
             }
             if let Some(meta) = m.get("metadata") {
                 let mut extra = String::new();
@@ -156,6 +158,54 @@ fn chatgpt(v: &Value) -> Result<Vec<Part>, String> {
         }
     }
     Ok(out)
+}
+
+/// Messages of a ChatGPT `mapping` in conversation order: depth first from the root node(s)
+/// along `children`, so every branch is included; nodes no walk reaches come last, by time.
+fn conversation_order(mapping: &serde_json::Map<String, Value>) -> Vec<&Value> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<&str> = mapping
+        .iter()
+        .filter(|(id, n)| {
+            n.get("parent")
+                .and_then(Value::as_str)
+                .is_none_or(|p| !mapping.contains_key(p) || p == id.as_str())
+        })
+        .map(|(id, _)| id.as_str())
+        .collect();
+    stack.reverse();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let Some(node) = mapping.get(id) else {
+            continue;
+        };
+        if let Some(m) = node.get("message").filter(|m| !m.is_null()) {
+            out.push(m);
+        }
+        if let Some(children) = node.get("children").and_then(Value::as_array) {
+            for c in children.iter().rev().filter_map(Value::as_str) {
+                stack.push(c);
+            }
+        }
+    }
+    let mut rest: Vec<&Value> = mapping
+        .iter()
+        .filter(|(id, _)| !seen.contains(id.as_str()))
+        .filter_map(|(_, n)| n.get("message").filter(|m| !m.is_null()))
+        .collect();
+    rest.sort_by(|a, b| {
+        let t = |m: &Value| {
+            m.get("create_time")
+                .and_then(Value::as_f64)
+                .unwrap_or(f64::MAX)
+        };
+        t(a).total_cmp(&t(b))
+    });
+    out.extend(rest);
+    out
 }
 
 fn claude(v: &Value) -> Result<Vec<Part>, String> {

@@ -1,0 +1,468 @@
+//! Sources and decoded views end to end: git history, staged changes, AI chat exports (files and
+//! zips), HAR captures, archives with their limits, encodings.
+
+use std::io::Write;
+
+use crate::util::*;
+
+#[test]
+fn git_history_finds_deleted_and_unmerged_keys_with_the_introducing_commit() {
+    let r = repo();
+    let d = r.path();
+    let (k1, k2, k3) = (key(), key(), key());
+    let mut bad = k3.clone();
+    bad.pop();
+    bad.push(if k3.ends_with('0') { '1' } else { '0' });
+    commit_file(d, "README.md", "hello\n", "init");
+    let intro = commit_file(
+        d,
+        "config/prod.env",
+        &format!("A=1\nOFFSET_API_KEY={k1}\n"),
+        "add config",
+    );
+    commit_file(d, "notes.txt", &format!("decoy {bad}\n"), "notes");
+    std::fs::remove_file(d.join("config/prod.env")).expect("rm");
+    git(d, &["add", "-A"]);
+    git(d, &["commit", "-q", "-m", "remove key"]);
+    // The same key in two files: two findings, one blob.
+    commit_file(d, "a.txt", &format!("k={k2}\n"), "a");
+    commit_file(d, "b.txt", &format!("k={k2}\n"), "b");
+    git(d, &["checkout", "-q", "-b", "feature"]);
+    let side = commit_file(d, "side.py", &format!("KEY = '{k3}'\n"), "side");
+    git(d, &["checkout", "-q", "main"]);
+
+    let o = offkey(d, &["scan", "--git", ".", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    assert_no_leak(&all_output(&o), &[&k1, &k2, &k3]);
+    let f = findings(&o);
+    let at = |path: &str| {
+        f.iter()
+            .filter(|x| x["location"]["path"] == path)
+            .collect::<Vec<_>>()
+    };
+    let deleted = at("config/prod.env");
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["location"]["source"], "git");
+    assert_eq!(deleted[0]["location"]["commit"], intro.as_str());
+    assert_eq!(
+        deleted[0]["location"]["author"],
+        "Ana Example <ana@example.com>"
+    );
+    assert_eq!(deleted[0]["location"]["line"], 2);
+    assert!(
+        deleted[0]["location"]["date"]
+            .as_str()
+            .is_some_and(|s| s.contains('T'))
+    );
+    assert_eq!(at("a.txt").len(), 1);
+    assert_eq!(at("b.txt").len(), 1);
+    assert_eq!(at("side.py")[0]["location"]["commit"], side.as_str());
+    assert!(
+        at("notes.txt").is_empty(),
+        "a bad-checksum decoy was reported"
+    );
+    assert_eq!(f.len(), 4);
+    // Blobs are counted once: the a.txt/b.txt blob is one.
+    let summary = &report(&o)["summary"];
+    assert!(
+        summary["files"].as_u64().is_some_and(|n| n <= 6),
+        "{summary}"
+    );
+}
+
+#[test]
+fn git_range_scans_only_the_new_commits() {
+    let r = repo();
+    let d = r.path();
+    let (old, new) = (key(), key());
+    commit_file(d, "old.env", &format!("K={old}\n"), "old");
+    let base = git(d, &["rev-parse", "HEAD"]);
+    commit_file(d, "new.env", &format!("K={new}\n"), "new");
+    let o = offkey(
+        d,
+        &[
+            "scan",
+            "--git",
+            ".",
+            "--range",
+            &format!("{base}..HEAD"),
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let f = findings(&o);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["location"]["path"], "new.env");
+}
+
+#[test]
+fn git_errors_are_clear_and_exit_2() {
+    let plain = tempfile::tempdir().expect("tmp");
+    let o = offkey(plain.path(), &["scan", "--git", "."], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a git repository"));
+    let r = repo();
+    commit_file(r.path(), "a", "a\n", "a");
+    let o = offkey(
+        r.path(),
+        &["scan", "--git", ".", "--range", "nope..HEAD"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope..HEAD"));
+}
+
+#[test]
+fn shallow_clone_is_scanned_with_a_note() {
+    let r = repo();
+    let d = r.path();
+    let k = key();
+    commit_file(d, "a.env", &format!("K={k}\n"), "one");
+    commit_file(d, "b.txt", "b\n", "two");
+    let clone = tempfile::tempdir().expect("tmp");
+    let url = format!("file://{}", d.display());
+    git(clone.path(), &["clone", "-q", "--depth", "1", &url, "c"]);
+    let o = offkey(
+        &clone.path().join("c"),
+        &["scan", "--git", ".", "--format", "json"],
+        None,
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("shallow clone"),
+        "{}",
+        all_output(&o)
+    );
+    assert_eq!(
+        findings(&o).len(),
+        1,
+        "the key is in the one commit the clone has"
+    );
+}
+
+#[test]
+fn staged_scans_added_lines_only() {
+    let r = repo();
+    let d = r.path();
+    let (committed, staged, unstaged) = (key(), key(), key());
+    commit_file(d, "app.env", &format!("OLD={committed}\n"), "init");
+    std::fs::write(
+        d.join("app.env"),
+        format!("OLD={committed}\nA=1\nNEW={staged}\n"),
+    )
+    .expect("write");
+    git(d, &["add", "app.env"]);
+    std::fs::write(
+        d.join("app.env"),
+        format!("OLD={committed}\nA=1\nNEW={staged}\nMORE={unstaged}\n"),
+    )
+    .expect("write");
+    std::fs::write(d.join("untracked.env"), format!("X={unstaged}\n")).expect("write");
+    let o = offkey(d, &["scan", "--staged", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let f = findings(&o);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["location"]["source"], "staged");
+    assert_eq!(f[0]["location"]["path"], "app.env");
+    assert_eq!(f[0]["location"]["line"], 3);
+    assert_eq!(f[0]["sha256"], offkey::key::sha256_hex(staged.as_bytes()));
+
+    // Before the first commit: against the empty tree.
+    let r2 = repo();
+    std::fs::write(r2.path().join("x.env"), format!("K={staged}\n")).expect("write");
+    git(r2.path(), &["add", "x.env"]);
+    let o = offkey(r2.path(), &["scan", "--staged"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("x.env:1:"));
+    let clean = repo();
+    commit_file(clean.path(), "a.txt", "nothing\n", "a");
+    assert_eq!(
+        offkey(clean.path(), &["scan", "--staged"], None)
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+fn chatgpt_export(k: &str) -> String {
+    serde_json::json!([{
+        "title": "Deploy the fulfillment sync",
+        "create_time": 1_767_000_000.0,
+        "mapping": {
+            "root": {"id": "root", "message": null, "parent": null, "children": ["m1"]},
+            "m1": {"id": "m1", "parent": "root", "children": ["m2"], "message": {
+                "author": {"role": "system"}, "create_time": null,
+                "content": {"content_type": "text", "parts": [""]}}},
+            "m2": {"id": "m2", "parent": "m1", "children": ["m3"], "message": {
+                "author": {"role": "user"}, "create_time": 1_767_000_100.5,
+                "content": {"content_type": "text", "parts": [format!("why does this fail?\ncurl -H \"X-Offset-Key: {k}\" https://api")]}}},
+            "m3": {"id": "m3", "parent": "m2", "children": [], "message": {
+                "author": {"role": "assistant"}, "create_time": 1_767_000_200.0,
+                "content": {"content_type": "text", "parts": ["Rotate that key."]}}}
+        }
+    }])
+    .to_string()
+}
+
+#[test]
+fn chatgpt_claude_and_jsonl_exports_name_conversation_and_message() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let (k1, k2, k3) = (key(), key(), key());
+    std::fs::write(d.join("conversations.json"), chatgpt_export(&k1)).expect("write");
+    // A real Claude export with a key planted in the third message's text.
+    let real = include_str!("../../fixtures/real/claude/simonw-claude-to-sqlite-artifacts.json");
+    let mut v: serde_json::Value = serde_json::from_str(real).expect("fixture parses");
+    let msg = &mut v[0]["chat_messages"][2]["text"];
+    *msg = serde_json::Value::String(format!("{}\nmy key is {k2}", msg.as_str().unwrap_or("")));
+    let title = v[0]["name"].as_str().unwrap_or("").to_owned();
+    std::fs::create_dir(d.join("claude")).expect("mkdir");
+    std::fs::write(d.join("claude/export.json"), v.to_string()).expect("write");
+    let line = serde_json::json!({"messages": [
+        {"role": "system", "content": "You are helpful."},
+        {"role": "user", "content": [{"type": "text", "text": format!("key={k3}")}]}
+    ]});
+    std::fs::write(d.join("train.jsonl"), format!("{line}\n{line}\n")).expect("write");
+
+    let o = offkey(d, &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    assert_no_leak(&all_output(&o), &[&k1, &k2, &k3]);
+    let f = findings(&o);
+    let by = |sha: &str| {
+        f.iter()
+            .filter(|x| x["sha256"] == sha)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let g = by(&offkey::key::sha256_hex(k1.as_bytes()));
+    assert_eq!(g.len(), 1, "{f:?}");
+    assert_eq!(g[0]["location"]["source"], "transcript");
+    assert_eq!(
+        g[0]["location"]["conversation"],
+        "Deploy the fulfillment sync"
+    );
+    assert_eq!(g[0]["location"]["message"], 1);
+    assert_eq!(g[0]["location"]["role"], "user");
+    assert_eq!(g[0]["location"]["line"], 2);
+    assert!(
+        g[0]["location"]["date"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("2025-12-29"))
+    );
+    let c = by(&offkey::key::sha256_hex(k2.as_bytes()));
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0]["location"]["conversation"], title.as_str());
+    assert_eq!(c[0]["location"]["message"], 2);
+    let j = by(&offkey::key::sha256_hex(k3.as_bytes()));
+    assert_eq!(j.len(), 2, "one per JSONL line");
+    assert_eq!(j[0]["location"]["message"], 1);
+    assert_eq!(j[0]["location"]["role"], "user");
+}
+
+fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, data) in members {
+            z.start_file(*name, opts).expect("zip member");
+            z.write_all(data).expect("zip write");
+        }
+        z.finish().expect("zip finish");
+    }
+    buf.into_inner()
+}
+
+#[test]
+fn export_zip_and_gzip_members_are_scanned() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let (k1, k2) = (key(), key());
+    let export = chatgpt_export(&k1);
+    std::fs::write(
+        d.join("chatgpt-export.zip"),
+        zip_of(&[("conversations.json", export.as_bytes())]),
+    )
+    .expect("write");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(format!("2026-01-01 INFO key={k2}\n").as_bytes())
+        .expect("gz");
+    std::fs::write(d.join("app.log.gz"), gz.finish().expect("gz")).expect("write");
+    let o = offkey(d, &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let f = findings(&o);
+    assert_eq!(f.len(), 2, "{f:?}");
+    let z = f
+        .iter()
+        .find(|x| x["location"]["path"] == "chatgpt-export.zip!conversations.json")
+        .expect("zip member");
+    assert_eq!(z["location"]["source"], "transcript");
+    assert_eq!(z["location"]["message"], 1);
+    assert!(
+        f.iter()
+            .any(|x| x["location"]["path"] == "app.log.gz!app.log" && x["location"]["line"] == 1)
+    );
+}
+
+#[test]
+fn zip_bombs_and_deep_nesting_are_stopped_by_the_limits() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let k = key();
+    let zeros = vec![0u8; 32 << 20];
+    std::fs::write(
+        d.join("bomb.zip"),
+        zip_of(&[
+            ("zeros.bin", &zeros),
+            ("ok.txt", format!("k={k}\n").as_bytes()),
+        ]),
+    )
+    .expect("write");
+    let mut nested = zip_of(&[("inner.txt", format!("k={}\n", key()).as_bytes())]);
+    for i in 0..4 {
+        nested = zip_of(&[(&format!("level{i}.zip"), &nested)]);
+    }
+    std::fs::write(d.join("nested.zip"), nested).expect("write");
+    let o = offkey(d, &["scan", "--format", "json"], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bomb.zip!zeros.bin") && err.contains("limits"),
+        "{err}"
+    );
+    assert!(err.contains("nested deeper"), "{err}");
+    let f = findings(&o);
+    assert_eq!(
+        f.len(),
+        1,
+        "the bomb's small member is still scanned: {f:?}"
+    );
+    assert_eq!(f[0]["location"]["path"], "bomb.zip!ok.txt");
+}
+
+#[test]
+fn har_headers_queries_and_base64_bodies() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (k1, k2, k3) = (key(), key(), key());
+    let real = include_str!("../../fixtures/real/har/mitmproxy-chrome-postdata.har");
+    let mut v: serde_json::Value = serde_json::from_str(real).expect("fixture parses");
+    let e = &mut v["log"]["entries"][0];
+    e["request"]["headers"]
+        .as_array_mut()
+        .expect("headers")
+        .push(serde_json::json!({"name": "X-Offset-Key", "value": k1}));
+    e["request"]["queryString"]
+        .as_array_mut()
+        .expect("query")
+        .push(serde_json::json!({"name": "api_key", "value": k2}));
+    use base64::Engine;
+    e["response"]["content"] = serde_json::json!({
+        "mimeType": "application/json", "encoding": "base64",
+        "text": base64::engine::general_purpose::STANDARD.encode(format!("{{\"key\":\"{k3}\"}}"))
+    });
+    std::fs::write(
+        dir.path().join("capture.har"),
+        serde_json::to_string_pretty(&v).expect("json"),
+    )
+    .expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    assert_no_leak(&all_output(&o), &[&k1, &k2, &k3]);
+    let f = findings(&o);
+    let field = |k: &str| {
+        f.iter()
+            .find(|x| x["sha256"] == offkey::key::sha256_hex(k.as_bytes()))
+            .map(|x| {
+                (
+                    x["location"]["source"].clone(),
+                    x["location"]["entry"].clone(),
+                    x["location"]["field"].clone(),
+                )
+            })
+    };
+    assert_eq!(
+        field(&k1),
+        Some((
+            "har".into(),
+            0.into(),
+            "request.headers[X-Offset-Key]".into()
+        ))
+    );
+    assert_eq!(
+        field(&k2),
+        Some((
+            "har".into(),
+            0.into(),
+            "request.queryString[api_key]".into()
+        ))
+    );
+    assert_eq!(
+        field(&k3),
+        Some(("har".into(), 0.into(), "response.content.text".into()))
+    );
+}
+
+#[test]
+fn malformed_export_falls_back_to_plain_text_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let k = key();
+    let broken = chatgpt_export(&k);
+    std::fs::write(
+        dir.path().join("conversations.json"),
+        &broken[..broken.len() - 40],
+    )
+    .expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("scanned as plain text"));
+    let f = findings(&o);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["location"]["source"], "file");
+}
+
+#[test]
+fn kubernetes_secret_utf16_and_encoded_views() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let (k1, k2, k3) = (key(), key(), key());
+    let real = include_str!("../../fixtures/real/k8s/kubernetes-examples-iscsi-chap-secret.yaml");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&k1);
+    std::fs::write(
+        d.join("secret.yaml"),
+        format!("{real}  offset.api.key: {b64}\n"),
+    )
+    .expect("write");
+    let utf16: Vec<u8> = [0xff, 0xfe]
+        .into_iter()
+        .chain(
+            format!("token={k2}\r\n")
+                .encode_utf16()
+                .flat_map(|u| u.to_le_bytes()),
+        )
+        .collect();
+    std::fs::write(d.join("win.txt"), utf16).expect("write");
+    let url = format!(
+        "GET /cb?redirect=https%3A%2F%2Fx%2F%3Fkey%3D{}%26a%3D1\n",
+        k3.replace('_', "%5F")
+    );
+    std::fs::write(d.join("access.log"), url).expect("write");
+    let o = offkey(d, &["scan", "--format", "json"], None);
+    assert_no_leak(&all_output(&o), &[&k1, &k2, &k3]);
+    let f = findings(&o);
+    let enc = |k: &str| {
+        f.iter()
+            .find(|x| x["sha256"] == offkey::key::sha256_hex(k.as_bytes()))
+            .map(|x| x["encoding"].as_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(enc(&k1).as_deref(), Some("base64"));
+    assert_eq!(enc(&k2).as_deref(), Some("utf-16"));
+    assert_eq!(enc(&k3).as_deref(), Some("url-encoded"));
+    let real_lines = real.lines().count();
+    let k8s = f
+        .iter()
+        .find(|x| x["location"]["path"] == "secret.yaml")
+        .expect("k8s finding");
+    assert_eq!(k8s["location"]["line"], real_lines + 1);
+}
