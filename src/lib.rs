@@ -10,3 +10,4 @@
 
 pub mod cli;
 pub mod key;
+pub mod store;
