@@ -10,4 +10,5 @@
 
 pub mod cli;
 pub mod key;
+pub mod server;
 pub mod store;
