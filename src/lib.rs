@@ -9,9 +9,12 @@
 //! `rotate` is the rotation assistant, `store` and `server` are the service, `cli` the commands.
 
 pub mod cli;
+pub mod client;
 pub mod decode;
 pub mod key;
 pub mod report;
 pub mod rules;
 pub mod scan;
+pub mod server;
 pub mod source;
+pub mod store;

@@ -1,5 +1,7 @@
-//! Integration tests: one binary, a module per area.
+//! Integration tests: one binary, a module per area; helpers in `common` and `util`.
 
+mod common;
 mod integrations;
+mod service;
 mod sources;
 mod util;

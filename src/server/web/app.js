@@ -1,0 +1,1 @@
+// Placeholder: the web engineer replaces this file.
