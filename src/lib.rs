@@ -13,6 +13,7 @@ pub mod client;
 pub mod decode;
 pub mod key;
 pub mod report;
+pub mod rotate;
 pub mod rules;
 pub mod scan;
 pub mod server;

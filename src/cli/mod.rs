@@ -12,8 +12,10 @@ pub mod keys;
 pub mod login;
 pub mod members;
 pub mod redact;
+pub mod rotate;
 pub mod scan;
 pub mod serve;
+pub mod verify;
 
 /// How a command ended, as the exit code says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,10 @@ pub enum Command {
     Scan(Box<scan::ScanArgs>),
     /// Copy standard input to standard output with every key replaced by a placeholder.
     Redact(redact::RedactArgs),
+    /// Rotate a key safely: new key first, delivered, then the old key retired.
+    Rotate(Box<rotate::RotateArgs>),
+    /// Delete a key now (for a key pasted into a chat or published).
+    Revoke(rotate::RevokeArgs),
     /// Git hooks.
     #[command(subcommand)]
     Hook(hook::HookCommand),
@@ -92,6 +98,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Scan(args) => scan::run(*args),
         Command::Redact(args) => redact::run(args),
+        Command::Rotate(args) => rotate::run(*args),
+        Command::Revoke(args) => rotate::run_revoke(args),
         Command::Hook(cmd) => hook::run(cmd),
         Command::Completions(args) => extras::completions(args),
         Command::Man => extras::man(),

@@ -64,6 +64,34 @@ pub struct ScanArgs {
     /// With --git: only commits at or after this date (YYYY-MM-DD or RFC 3339).
     #[arg(long, value_name = "DATE", requires = "git")]
     pub since: Option<String>,
+    /// Ask the key service whether each key found is active (only hashes are sent).
+    #[arg(long)]
+    pub verify: bool,
+    /// Key service address [default: $OFFKEY_SERVER, else the one `offkey login` saved].
+    #[arg(long, env = "OFFKEY_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// With --verify: keep legacy candidates the service does not know (dropped by default:
+    /// most are md5 sums or commit hashes).
+    #[arg(long)]
+    pub keep_unverified: bool,
+    /// With --verify: tell the service where each active key was seen (redacted locations).
+    #[arg(long)]
+    pub report_exposures: bool,
+    /// With --verify: rotate every ACTIVE key found, once per key (needs --deliver).
+    #[arg(long)]
+    pub rotate: bool,
+    /// Where --rotate delivers each new key: file:PATH ({id} = old key id) or exec:COMMAND.
+    #[arg(long, value_name = "SINK")]
+    pub deliver: Option<String>,
+    /// What --rotate does with each old key: now, after-first-use[:DURATION], in:DURATION.
+    #[arg(long, default_value = "after-first-use", value_name = "WHEN")]
+    pub old_key: String,
+    /// With --verify: delete every ACTIVE key found, with no replacement.
+    #[arg(long)]
+    pub revoke_exposed: bool,
+    /// Replace an existing file sink.
+    #[arg(long)]
+    pub force: bool,
     /// Scan what the git index would commit: added and changed lines of staged files (for a
     /// pre-commit hook). The repository is the first PATH, or `.`.
     #[arg(long)]
@@ -134,8 +162,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let first = args.paths.first().cloned();
     let setup = setup(&args, first.as_deref().filter(|p| p.as_os_str() != "-"))?;
+    let rotate_plan = super::verify::plan(&args)?;
     let mut out = open_output(&args)?;
     let mut collected = collect(&args, &setup, &mut out)?;
+    if args.verify {
+        super::verify::run(&args, rotate_plan.as_ref(), &mut collected);
+    }
     collected.summary.elapsed_ms = started.elapsed().as_millis() as u64;
     finish(&args, &setup, &collected, &mut out)?;
     Ok(outcome(&collected))
@@ -173,7 +205,8 @@ pub fn collect(
     let bytes = AtomicU64::new(0);
     let errors = AtomicU64::new(0);
     let found: Mutex<Vec<Finding>> = Mutex::new(Vec::new());
-    let jsonl = args.format == Format::Jsonl;
+    // With --verify the lines wait for the verification, so each carries it.
+    let jsonl = args.format == Format::Jsonl && !args.verify;
     let live: Mutex<&mut Box<dyn Write + Send>> = Mutex::new(out);
     let emit = |batch: Vec<Finding>| {
         if batch.is_empty() {
@@ -328,6 +361,10 @@ pub fn finish(
                 )
             }
             Format::Json => report::write_json(&mut **out, &c.findings, c.summary),
+            Format::Jsonl if args.verify => c
+                .findings
+                .iter()
+                .try_for_each(|f| report::write_jsonl_line(&mut **out, f)),
             Format::Jsonl => Ok(()),
             Format::Sarif => report::write_sarif(&mut **out, setup.matcher.rules(), &c.findings),
         }?;

@@ -59,4 +59,18 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// Worth another try: rate-limited, a server error, or the connection failed.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ClientError::Transport { .. } => true,
+            ClientError::Api { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// How long the server asked to wait (not carried yet: the caller backs off).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }

@@ -26,6 +26,9 @@ use crate::key::Secret;
 /// Most hashes or exposures in one request (the API's limit).
 pub const BATCH: usize = 1000;
 
+/// Attempts for a request that is safe to repeat.
+const RETRIES: u32 = 4;
+
 /// A session token; `Debug` shows only that there is one.
 #[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
@@ -170,6 +173,33 @@ impl Client {
         self.json(&what, res)
     }
 
+    /// [`Client::call`] for requests that are safe to repeat (reads, lookups, exposures):
+    /// retried with exponential backoff on 429, 5xx and transport errors, honouring
+    /// `Retry-After` up to 10 s.
+    fn call_retry<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.call(method.clone(), path, body) {
+                Err(e) if attempt < RETRIES && e.retryable() => {
+                    std::thread::sleep(
+                        e.retry_after()
+                            .unwrap_or(delay)
+                            .min(Duration::from_secs(10)),
+                    );
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// `POST /v1/session`: sign in. Keep the answer's token with [`Client::with_token`].
     pub fn login(&self, email: &str, password: &str) -> Result<Login> {
         let what = "POST /v1/session";
@@ -228,7 +258,7 @@ impl Client {
         }
         let mut out = Vec::with_capacity(sha256.len());
         for chunk in sha256.chunks(BATCH) {
-            let r: Results = self.call(
+            let r: Results = self.call_retry(
                 Method::POST,
                 "/v1/keys/lookup",
                 Some(&serde_json::json!({ "sha256": chunk })),
@@ -258,7 +288,7 @@ impl Client {
         }
         let mut total = 0;
         for chunk in exposures.chunks(BATCH) {
-            let r: Recorded = self.call(
+            let r: Recorded = self.call_retry(
                 Method::POST,
                 "/v1/keys/exposures",
                 Some(&serde_json::json!({ "exposures": chunk })),

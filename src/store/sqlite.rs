@@ -497,6 +497,15 @@ impl Store for SqliteStore {
             }
             tx.prepare_cached("UPDATE keys SET deleted_at = ?1 WHERE id = ?2")?
                 .execute(params![ms(now), id])?;
+            // Deleting a replacement that was never used cancels its rotation: the key it was
+            // to replace keeps working with no deadline (the rotation assistant's rollback when
+            // the new key could not be delivered).
+            if let (Some(old), None) = (&key.replaces, key.last_used_at) {
+                tx.prepare_cached(
+                    "UPDATE keys SET expires_at = NULL WHERE id = ?1 AND deleted_at IS NULL",
+                )?
+                .execute(params![old])?;
+            }
             insert_audit(&tx, now, Some(actor), "delete", Some(id), Some(&key.memo))?;
             tx.commit()?;
             Ok(Some(KeyRecord {

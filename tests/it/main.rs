@@ -5,3 +5,4 @@ mod integrations;
 mod service;
 mod sources;
 mod util;
+mod verify;
