@@ -25,6 +25,7 @@ pub enum Encoding {
     /// Wrapped in ANSI escape sequences (coloured terminal output).
     Ansi,
     /// UTF-16 text.
+    #[serde(rename = "utf-16")]
     Utf16,
 }
 
