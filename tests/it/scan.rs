@@ -922,18 +922,27 @@ fn keys_behind_encodings_are_reported_with_their_encoding() {
 }
 
 #[test]
-fn utf16_column_is_counted_in_the_decoded_text() {
+fn utf16_line_and_column_are_counted_in_the_decoded_text() {
     let tree = Tree::new();
-    let key = current_key();
-    let utf16: Vec<u8> = format!("name = test\r\nkey = {key}\r\n")
-        .encode_utf16()
-        .flat_map(|u| u.to_le_bytes())
-        .collect();
-    tree.file("w.txt", &utf16);
+    let keys: Vec<String> = (0..3).map(|_| current_key()).collect();
+    let le = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect() };
+    let be = |s: &str| -> Vec<u8> { s.encode_utf16().flat_map(|u| u.to_be_bytes()).collect() };
+    tree.file(
+        "le.txt",
+        le(&format!("name = test\r\nkey = {}\r\n", keys[0])),
+    );
+    tree.file("be.txt", be(&format!("name = test\nkey: {}\n", keys[1])));
+    let mut bom = vec![0xff, 0xfe];
+    bom.extend(le(&format!("k={}\r\n", keys[2])));
+    tree.file("bom.txt", bom);
     let run = scan_json(&tree, &[]);
     assert_eq!(
         places(&run.findings()),
-        BTreeSet::from([("w.txt".to_owned(), 2, 7, sha256(&key))]),
+        BTreeSet::from([
+            ("le.txt".to_owned(), 2, 7, sha256(&keys[0])),
+            ("be.txt".to_owned(), 2, 6, sha256(&keys[1])),
+            ("bom.txt".to_owned(), 1, 3, sha256(&keys[2])),
+        ]),
         "spec/report.md: line and column are in the decoded text"
     );
 }
