@@ -87,7 +87,8 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(outcome) => ExitCode::from(outcome.code()),
         Err(err) => {
-            eprintln!("offkey: error: {err:#}");
+            // Errors may quote user input (a config line); never let a key through.
+            eprintln!("offkey: error: {}", crate::key::scrub(&format!("{err:#}")));
             ExitCode::from(Outcome::Failed.code())
         }
     }

@@ -106,9 +106,34 @@ pub fn redacted(kind: KeyKind, last4: &str) -> String {
     }
 }
 
+/// `text` with every key-shaped run (`oc_live_` + base62, or 32 lowercase hex standing alone)
+/// replaced by its redacted form: for messages that quote user input (a parser's error shows the
+/// offending line, and that line may hold a key pasted into the wrong place).
+pub fn scrub(text: &str) -> String {
+    let re = regex::Regex::new(r"oc_live_[0-9A-Za-z]+|\b[0-9a-f]{32}\b").expect("a valid regex");
+    re.replace_all(text, |c: &regex::Captures<'_>| {
+        let m = &c[0];
+        let kind = if m.starts_with(PREFIX) {
+            KeyKind::Current
+        } else {
+            KeyKind::Legacy
+        };
+        redacted(kind, &m[m.len().saturating_sub(4)..])
+    })
+    .into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrub_hides_key_shaped_runs() {
+        let text = "2 | sha256 = [oc_live_0123456789ABCDEFGHIJKLMNOPQRSTUV1ggZdL, 43daa2ac214ae4da6a592a611e7824e4]";
+        assert_eq!(scrub(text), "2 | sha256 = [oc_live_…gZdL, …24e4]");
+        let sha = "5f1c".repeat(16);
+        assert_eq!(scrub(&sha), sha, "a 64-hex hash is not a key");
+    }
 
     #[test]
     fn worked_example_from_the_spec() {

@@ -50,6 +50,11 @@ pub(super) fn to_finding(
     {
         return None;
     }
+    let column = if m.encoding == super::Encoding::Utf16 {
+        utf16_column(data, line_span.0, m.start)
+    } else {
+        column
+    };
     let sha = m.secret.sha256();
     if !policy.keeps(&origin.path, &sha) {
         return None;
@@ -81,6 +86,17 @@ pub(super) fn to_finding(
             .filter(|&&b| (b as i8) >= -0x40)
             .count(),
     })
+}
+
+/// The column of a key found in UTF-16 text, in characters of the decoded line (spec: columns
+/// are in the decoded text): the byte span of the line may start at the newline's second byte,
+/// and a byte-order mark is not a character.
+fn utf16_column(data: &[u8], line_start: usize, at: usize) -> usize {
+    let mut start = line_start + (at - line_start) % 2;
+    if start == 0 && (data.starts_with(&[0xff, 0xfe]) || data.starts_with(&[0xfe, 0xff])) {
+        start = 2;
+    }
+    at.saturating_sub(start) / 2 + 1
 }
 
 /// Line and column of offsets visited in increasing order, counting newlines only once.

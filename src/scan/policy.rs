@@ -67,11 +67,15 @@ impl Config {
             path: p.clone(),
             message: e.to_string(),
         })?;
-        for h in &cfg.allowlist.sha256 {
+        for (i, h) in cfg.allowlist.sha256.iter().enumerate() {
             if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                // Not echoed: a key pasted here instead of its hash must not reach the terminal.
                 return Err(ConfigError::Invalid {
                     path: p,
-                    message: format!("allowlist.sha256: {h:?} is not 64 hex characters"),
+                    message: format!(
+                        "allowlist.sha256[{i}] is not 64 hex characters (put the key's SHA-256 \
+                         here, as the JSON report's `sha256` shows it, never the key)"
+                    ),
                 });
             }
         }

@@ -48,7 +48,14 @@ where
     V: FnMut(Event<'_>) + Send,
 {
     for root in &opts.roots {
-        let meta = std::fs::metadata(root).map_err(|e| format!("{}: {e}", root.display()))?;
+        // A root that cannot be read (e.g. a dangling symlink) is one error; the others go on.
+        let meta = match std::fs::metadata(root) {
+            Ok(m) => m,
+            Err(e) => {
+                make_visitor()(Event::Error(format!("{}: {e}", root.display())));
+                continue;
+            }
+        };
         if meta.is_file() {
             let mut visit = make_visitor();
             let mut buf = Vec::new();

@@ -1,8 +1,11 @@
-//! Integration tests: one binary, a module per area; helpers in `common` and `util`.
+//! Integration tests: one binary, a module per area. Helpers: `common` (service, isolated
+//! commands), `tree` (scan trees and runs), `util` (git repos, reports).
 
 mod common;
 mod integrations;
+mod scan;
 mod service;
 mod sources;
+mod tree;
 mod util;
 mod verify;
