@@ -9,4 +9,7 @@
 //! `rotate` is the rotation assistant, `store` and `server` are the service, `cli` the commands.
 
 pub mod cli;
+pub mod client;
 pub mod key;
+pub mod server;
+pub mod store;

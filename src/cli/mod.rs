@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod config;
 pub mod keys;
 pub mod login;
 pub mod members;

@@ -1,0 +1,159 @@
+//! The key service over HTTP (spec/api.md): sessions and roles, API keys, lookups, rotation,
+//! exposures, the audit log, the integration API and the embedded Settings → API Keys page.
+//! No SQL here: every change goes through [`crate::store::Store`].
+//!
+//! [`router`] builds the whole app from an [`AppState`] (tests drive it with
+//! `tower::ServiceExt::oneshot`); [`serve`] runs it on a listener until a shutdown signal, letting
+//! requests in flight finish.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod middleware;
+pub mod password;
+pub mod ratelimit;
+pub mod routes;
+pub mod wire;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::store::Store;
+pub use error::ApiError;
+use ratelimit::LoginLimiter;
+
+/// How long a session lasts by default: 12 hours.
+pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
+
+/// What every handler shares: the store, the sign-in limiter and settings.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    limiter: LoginLimiter,
+    session_ttl: chrono::Duration,
+    account_name: String,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("session_ttl", &self.inner.session_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State over a store, with the default session lifetime.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self::with_session_ttl(store, SESSION_TTL)
+    }
+
+    /// State with another session lifetime.
+    pub fn with_session_ttl(store: Arc<dyn Store>, session_ttl: chrono::Duration) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                limiter: LoginLimiter::default(),
+                session_ttl,
+                account_name: "Offset Commerce demo account".to_owned(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The sign-in limiter.
+    pub fn limiter(&self) -> &LoginLimiter {
+        &self.inner.limiter
+    }
+
+    /// How long a new session lasts.
+    pub fn session_ttl(&self) -> chrono::Duration {
+        self.inner.session_ttl
+    }
+
+    /// The integration API's account name.
+    pub fn account_name(&self) -> &str {
+        &self.inner.account_name
+    }
+
+    /// Run a store operation on the blocking pool (SQLite calls block; `synchronous=FULL`
+    /// commits wait for the disk).
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
+    {
+        let store = Arc::clone(&self.inner.store);
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+            .map_err(ApiError::from)
+    }
+}
+
+/// The whole app: API, integration API, pages and every layer.
+pub fn router(state: AppState) -> Router {
+    use routes::{integration, keys, pages, session};
+    // Bodies are limited to 64 KiB, except the two batch endpoints: 1000 hashes are about
+    // 67 KB of JSON, 1000 exposures with their locations up to about 600 KB.
+    let small = Router::new()
+        .route("/healthz", get(integration::healthz))
+        .route("/api/v1/account", get(integration::account))
+        .route("/v1/session", post(session::login).delete(session::logout))
+        .route("/v1/me", get(session::me))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys/{id}", delete(keys::delete))
+        .route("/v1/keys/{id}/rotate", post(keys::rotate))
+        .route("/v1/audit", get(keys::audit))
+        .route("/", get(pages::root))
+        .route("/login", get(pages::login))
+        .route("/settings/api-keys", get(pages::api_keys))
+        .route("/assets/app.js", get(pages::app_js))
+        .route("/assets/app.css", get(pages::app_css))
+        .layer(RequestBodyLimitLayer::new(json::BODY_LIMIT));
+    let lookup = Router::new()
+        .route("/v1/keys/lookup", post(keys::lookup))
+        .layer(RequestBodyLimitLayer::new(json::LOOKUP_BODY_LIMIT));
+    let exposures = Router::new()
+        .route("/v1/keys/exposures", post(keys::exposures))
+        .layer(RequestBodyLimitLayer::new(json::EXPOSURES_BODY_LIMIT));
+    small
+        .merge(lookup)
+        .merge(exposures)
+        .with_state(state)
+        // Layers run outside-in from the last added: log → headers → JSON errors → origin.
+        .layer(axum::middleware::from_fn(middleware::same_origin))
+        .layer(axum::middleware::from_fn(middleware::json_errors))
+        .layer(axum::middleware::from_fn(middleware::headers))
+        .layer(axum::middleware::from_fn(middleware::log))
+}
+
+/// Serve `state` on `listener` until `shutdown` completes; requests in flight finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+#[cfg(test)]
+mod tests;

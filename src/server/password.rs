@@ -1,0 +1,51 @@
+//! Password hashing with argon2id (the `argon2` crate's defaults: v19, m=19 MiB, t=2, p=1).
+
+use std::sync::OnceLock;
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+
+/// Hashing failed (only on absurd parameters or input).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot hash the password: {0}")]
+pub struct PasswordError(String);
+
+/// The PHC string of `password` under argon2id with a fresh random salt.
+pub fn hash(password: &str) -> Result<String, PasswordError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| PasswordError(e.to_string()))
+}
+
+/// Whether `password` matches the PHC string `phc`. A malformed hash never matches.
+pub fn verify(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Spend the same time as a real check when the email is unknown, so that timing does not tell
+/// which emails are members.
+pub fn verify_dummy(password: &str) {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let phc = DUMMY.get_or_init(|| hash("offkey-dummy-password").unwrap_or_default());
+    let _ = verify(password, phc);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hash_and_verify() {
+        let h = super::hash("correct horse").expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(super::verify("correct horse", &h));
+        assert!(!super::verify("wrong", &h));
+        assert!(!super::verify("x", "not a hash"));
+    }
+}

@@ -1,0 +1,422 @@
+//! The key service end to end: `offkey serve` on an ephemeral port, driven over a real socket by
+//! the library's client and by the CLI (`members`, `login`, `keys`, `logout`). Keys are fake,
+//! generated at test time; no whole key may appear in the server log or the CLI's stderr.
+
+use offkey::client::{ExposureReport, LookupStatus, RotateRequest, SessionToken};
+use offkey::key::{generate, sha256_hex};
+
+use crate::common::{Server, add_member, offkey};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn assert_secret_free(text: &str, secrets: &[&str]) {
+    for s in secrets {
+        assert!(!text.contains(s), "a secret leaked into:\n{text}");
+    }
+}
+
+#[test]
+fn cli_and_client_end_to_end() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let config = tempfile::tempdir().expect("temp dir");
+    add_member(data.path(), "admin@example.com", "admin", PASSWORD);
+    add_member(data.path(), "member@example.com", "member", PASSWORD);
+    let server = Server::start(data.path());
+    let cli = || offkey(config.path());
+
+    // Not signed in yet.
+    cli()
+        .args(["keys", "list", "--server", &server.url])
+        .assert()
+        .code(2);
+
+    cli()
+        .args([
+            "login",
+            "--server",
+            &server.url,
+            "--email",
+            "admin@example.com",
+            "--password-stdin",
+        ])
+        .write_stdin(format!("{PASSWORD}\n"))
+        .assert()
+        .success();
+    let session_file = config.path().join("session.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&session_file)
+            .expect("saved")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&session_file).expect("read")).expect("json");
+    let token = saved["token"].as_str().expect("token").to_owned();
+
+    // Create: the key once on stdout, the advice on stderr.
+    let out = cli()
+        .args(["keys", "create", "--memo", "Fulfillment integration"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    let stderr = String::from_utf8(out.stderr).expect("utf-8");
+    let key = stdout.trim().to_owned();
+    assert!(offkey::key::is_current(key.as_bytes()), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1);
+    assert!(
+        stderr.contains("not into a doc, an email or a chat"),
+        "{stderr}"
+    );
+    assert_secret_free(&stderr, &[&key, &token]);
+    let last4 = &key[key.len() - 4..];
+
+    // The table: memo, …last4, created by, never used.
+    let table = cli()
+        .args(["keys", "list"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let table = String::from_utf8(table).expect("utf-8");
+    assert!(table.contains("Fulfillment integration"), "{table}");
+    assert!(table.contains(&format!("oc_live_…{last4}")), "{table}");
+    assert!(table.contains("never"), "{table}");
+    assert!(table.contains("Test Person"), "{table}");
+    assert_secret_free(&table, &[&key]);
+
+    // The library client with the saved token.
+    let client = server.client().with_token(SessionToken::new(token.clone()));
+    assert_eq!(client.me().expect("me").role, "admin");
+    let listed = client.list_keys().expect("list");
+    assert_eq!(listed.len(), 1);
+    let id = listed[0].id.clone();
+    assert_eq!(listed[0].last4, last4);
+    assert!(listed[0].last_used_at.is_none());
+
+    // An integration call records the use; a lookup does not.
+    let secret = offkey::key::Secret::parse(&key).expect("key");
+    let account = client.account(&secret).expect("account");
+    assert_eq!(account.key_id, id);
+    let used = client.list_keys().expect("list")[0].last_used_at;
+    assert!(used.is_some());
+    let hits = client
+        .lookup_keys(std::slice::from_ref(&secret))
+        .expect("lookup");
+    assert_eq!(hits[0].status, LookupStatus::Active);
+    assert_eq!(client.list_keys().expect("list")[0].last_used_at, used);
+    let table = cli()
+        .args(["keys", "list"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert!(String::from_utf8_lossy(&table).contains("just now"));
+
+    // JSON list.
+    let json = cli()
+        .args(["keys", "list", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let json: serde_json::Value = serde_json::from_slice(&json).expect("json");
+    assert_eq!(json["keys"][0]["id"], id.as_str());
+
+    // Exposures through the client.
+    let n = client
+        .record_exposures(&[ExposureReport {
+            sha256: sha256_hex(key.as_bytes()),
+            source: "offkey scan".into(),
+            location: "src/app.py:12 @ 3f2a9c1".into(),
+            seen_at: chrono::Utc::now(),
+        }])
+        .expect("exposures");
+    assert_eq!(n, 1);
+    assert_eq!(client.list_keys().expect("list")[0].exposures.count, 1);
+
+    // Rotation through the client: until first use, an hour at most.
+    let rotated = client
+        .rotate(
+            &id,
+            &RotateRequest {
+                memo: None,
+                grace_seconds: Some(3600),
+                until_first_use: true,
+            },
+        )
+        .expect("rotate");
+    assert_eq!(rotated.replaces, id);
+    assert_eq!(rotated.info.memo, "Fulfillment integration");
+    client.account(&secret).expect("old key still works");
+    client.account(&rotated.key).expect("new key works");
+    let err = client
+        .account(&secret)
+        .expect_err("old key retired at the new key's first use");
+    assert_eq!(err.status(), Some(401));
+    assert_secret_free(&err.to_string(), &[&key]);
+    let new_id = rotated.info.id.clone();
+
+    // Delete: refuses without confirmation off a terminal, then --yes.
+    cli().args(["keys", "delete", &new_id]).assert().code(2);
+    client.account(&rotated.key).expect("still works");
+    let out = cli()
+        .args(["keys", "delete", &new_id, "--yes"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Fulfillment integration"), "{stderr}");
+    assert!(stderr.contains("last used"), "{stderr}");
+    let err = client.account(&rotated.key).expect_err("deleted");
+    assert_eq!(err.status(), Some(401));
+    let hits = client
+        .lookup_keys(&[rotated.key.clone(), secret.clone()])
+        .expect("lookup");
+    assert!(hits.iter().all(|h| h.status == LookupStatus::Revoked));
+    assert!(hits.iter().all(|h| h.deleted_at.is_some()));
+    cli()
+        .args(["keys", "delete", &new_id, "--yes"])
+        .assert()
+        .code(2);
+
+    // A member may sign in but not manage keys.
+    let member = server.client();
+    let login = member
+        .login("member@example.com", PASSWORD)
+        .expect("member login");
+    let member = member.with_token(login.token);
+    assert_eq!(member.me().expect("me").role, "member");
+    assert_eq!(member.list_keys().expect_err("403").status(), Some(403));
+    assert_eq!(
+        server
+            .client()
+            .login("member@example.com", "nope")
+            .expect_err("401")
+            .status(),
+        Some(401)
+    );
+
+    // The audit log saw it all.
+    let actions: Vec<String> = client
+        .audit(100)
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for a in [
+        "create",
+        "lookup",
+        "rotate",
+        "retire",
+        "delete",
+        "login",
+        "login_failed",
+        "exposure",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+
+    // Logout ends the session at once and forgets it.
+    cli().args(["logout"]).assert().success();
+    assert!(!session_file.exists());
+    assert_eq!(client.me().expect_err("ended").status(), Some(401));
+    cli()
+        .args(["keys", "list", "--server", &server.url])
+        .assert()
+        .code(2);
+
+    let log = server.stop();
+    assert!(log.contains("/v1/keys"), "requests are logged:\n{log}");
+    assert!(log.contains("status=201"), "{log}");
+    assert_secret_free(&log, &[&key, rotated.key.expose(), &token, PASSWORD]);
+}
+
+#[test]
+fn legacy_import_and_restart_keep_every_key() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let config = tempfile::tempdir().expect("temp dir");
+    add_member(data.path(), "admin@example.com", "admin", PASSWORD);
+    let legacy: Vec<String> = (0..3)
+        .map(|_| sha256_hex(generate().expose().as_bytes())[..32].to_owned())
+        .collect();
+    let mut lines: Vec<String> = legacy
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            serde_json::json!({"key": k, "memo": format!("ERP link {i}"), "created_at": "2019-03-01T10:00:00Z"})
+                .to_string()
+        })
+        .collect();
+    let bad = "oc_live_notakey".to_owned();
+    lines.push(serde_json::json!({"key": bad, "memo": "bad"}).to_string());
+    let out = offkey(config.path())
+        .args(["keys", "import-legacy", "--data"])
+        .arg(data.path())
+        .write_stdin(lines.join("\n"))
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 4"), "{stderr}");
+    assert!(stderr.contains("imported 3"), "{stderr}");
+    assert_secret_free(&stderr, &[&bad, &legacy[0]]);
+
+    let server = Server::start(data.path());
+    let login = server
+        .client()
+        .login("admin@example.com", PASSWORD)
+        .expect("login");
+    let token = login.token.clone();
+    let client = server.client().with_token(login.token);
+    let listed = client.list_keys().expect("list");
+    assert_eq!(listed.len(), 3);
+    assert!(
+        listed
+            .iter()
+            .all(|k| k.created_by.is_none() && k.kind == offkey::key::KeyKind::Legacy)
+    );
+    assert_eq!(listed.iter().filter(|k| k.memo == "ERP link 0").count(), 1);
+    for k in &legacy {
+        let secret = offkey::key::Secret::parse(k).expect("legacy");
+        server
+            .client()
+            .account(&secret)
+            .expect("legacy key authenticates");
+    }
+    let mut created = Vec::new();
+    for i in 0..10 {
+        created.push(client.create_key(&format!("key {i}")).expect("create"));
+    }
+    let before: Vec<String> = client
+        .list_keys()
+        .expect("list")
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(before.len(), 13);
+    server.stop();
+
+    // Same store, new process: every key, and the session, are still there.
+    let server = Server::start(data.path());
+    let client = server.client().with_token(token);
+    let after: Vec<String> = client
+        .list_keys()
+        .expect("list")
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(before, after);
+    for c in &created {
+        assert_eq!(
+            server.client().account(&c.key).expect("works").key_id,
+            c.info.id
+        );
+    }
+    server.stop();
+}
+
+#[test]
+fn members_cli() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let config = tempfile::tempdir().expect("temp dir");
+    add_member(data.path(), "ana@example.com", "admin", PASSWORD);
+    add_member(data.path(), "bo@example.com", "member", PASSWORD);
+    let cli = || {
+        let mut c = offkey(config.path());
+        c.env("OFFKEY_DATA", data.path());
+        c
+    };
+    let list = cli()
+        .args(["members", "list"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let list = String::from_utf8_lossy(&list);
+    assert!(
+        list.contains("ana@example.com") && list.contains("admin"),
+        "{list}"
+    );
+    assert!(
+        list.contains("bo@example.com") && list.contains("member"),
+        "{list}"
+    );
+    assert!(!list.contains("argon2"), "no hashes: {list}");
+    // Duplicate email, bad role, short password.
+    cli()
+        .args([
+            "members",
+            "add",
+            "--email",
+            "ANA@example.com",
+            "--name",
+            "A",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
+        .write_stdin(format!("{PASSWORD}\n"))
+        .assert()
+        .code(2);
+    cli()
+        .args([
+            "members",
+            "add",
+            "--email",
+            "c@example.com",
+            "--name",
+            "C",
+            "--role",
+            "owner",
+            "--password-stdin",
+        ])
+        .write_stdin(format!("{PASSWORD}\n"))
+        .assert()
+        .failure();
+    cli()
+        .args([
+            "members",
+            "add",
+            "--email",
+            "c@example.com",
+            "--name",
+            "C",
+            "--role",
+            "member",
+            "--password-stdin",
+        ])
+        .write_stdin("short\n")
+        .assert()
+        .code(2);
+
+    let server = Server::start(data.path());
+    server
+        .client()
+        .login("bo@example.com", PASSWORD)
+        .expect("bo signs in");
+    cli()
+        .args(["members", "remove", "bo@example.com"])
+        .assert()
+        .success();
+    let err = server
+        .client()
+        .login("bo@example.com", PASSWORD)
+        .expect_err("removed");
+    assert_eq!(err.status(), Some(401));
+    cli()
+        .args(["members", "remove", "bo@example.com"])
+        .assert()
+        .code(2);
+    server.stop();
+}
