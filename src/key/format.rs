@@ -112,10 +112,17 @@ mod tests {
 
     #[test]
     fn worked_example_from_the_spec() {
-        assert_eq!(crc32fast::hash(b"0123456789ABCDEFGHIJKLMNOPQRSTUV"), 0x5c33_9a43);
+        assert_eq!(
+            crc32fast::hash(b"0123456789ABCDEFGHIJKLMNOPQRSTUV"),
+            0x5c33_9a43
+        );
         assert_eq!(&checksum(b"0123456789ABCDEFGHIJKLMNOPQRSTUV"), b"1ggZdL");
-        assert!(is_current(b"oc_live_0123456789ABCDEFGHIJKLMNOPQRSTUV1ggZdL"));
-        assert!(!is_current(b"oc_live_0123456789ABCDEFGHIJKLMNOPQRSTUV1ggZdM"));
+        assert!(is_current(
+            b"oc_live_0123456789ABCDEFGHIJKLMNOPQRSTUV1ggZdL"
+        ));
+        assert!(!is_current(
+            b"oc_live_0123456789ABCDEFGHIJKLMNOPQRSTUV1ggZdM"
+        ));
     }
 
     #[test]
