@@ -326,29 +326,29 @@ async fn api_keys_page_in_a_real_browser() {
         .success();
 
     let server = Server::start(data.path());
+    report_exposure(&server.url, &admin_pw, &legacy).await;
     let driver = Driver::start();
     let admin_profile = tempfile::tempdir().expect("temp dir");
     let member_profile = tempfile::tempdir().expect("temp dir");
 
     let c = driver.session(admin_profile.path()).await;
-    let outcome = admin_flow(&c, &server.url, &admin_pw, &legacy).await;
-    if outcome.is_err() {
-        let _ = shot(&c, "failure-admin").await;
-    }
-    let _ = c.close().await;
-    if let Err(e) = outcome {
-        panic!("admin flow: {e}\n--- server log ---\n{}", server.log());
-    }
+    let flow = {
+        let (c, url, pw, legacy) = (
+            c.clone(),
+            server.url.clone(),
+            admin_pw.clone(),
+            legacy.clone(),
+        );
+        tokio::spawn(async move { admin_flow(&c, &url, &pw, &legacy).await })
+    };
+    finish(&c, "admin", flow.await, &server).await;
 
     let c = driver.session(member_profile.path()).await;
-    let outcome = member_flow(&c, &server.url, &member_pw).await;
-    if outcome.is_err() {
-        let _ = shot(&c, "failure-member").await;
-    }
-    let _ = c.close().await;
-    if let Err(e) = outcome {
-        panic!("member flow: {e}\n--- server log ---\n{}", server.log());
-    }
+    let flow = {
+        let (c, url, pw) = (c.clone(), server.url.clone(), member_pw.clone());
+        tokio::spawn(async move { member_flow(&c, &url, &pw).await })
+    };
+    finish(&c, "member", flow.await, &server).await;
 
     let log = server.log();
     assert!(!log.contains(&legacy), "the server log never holds a key");
@@ -356,6 +356,76 @@ async fn api_keys_page_in_a_real_browser() {
         !log.contains("oc_live_"),
         "the server log never holds a key"
     );
+}
+
+/// End a browser session; when its flow failed (an error or a failed assertion), keep a
+/// screenshot of where it stood and fail with the server's log.
+async fn finish(
+    c: &Client,
+    name: &str,
+    outcome: Result<TestResult, tokio::task::JoinError>,
+    server: &Server,
+) {
+    let failure = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(join) => Some(match join.try_into_panic() {
+            Ok(p) => p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "a panic".to_owned()),
+            Err(e) => e.to_string(),
+        }),
+    };
+    if failure.is_some() {
+        let _ = shot(c, &format!("failure-{name}")).await;
+    }
+    let _ = c.clone().close().await;
+    if let Some(f) = failure {
+        panic!(
+            "{name} flow: {f}\n(screenshot: {}/failure-{name}.png)\n--- server log ---\n{}",
+            screenshot_dir().display(),
+            server.log()
+        );
+    }
+}
+
+/// Tell the service, as `offkey scan --verify` would, that the legacy key was seen in a file.
+async fn report_exposure(base: &str, admin_pw: &str, legacy: &str) {
+    let http = reqwest::Client::new();
+    let session: Value = http
+        .post(format!("{base}/v1/session"))
+        .json(&json!({"email": "admin@example.com", "password": admin_pw}))
+        .send()
+        .await
+        .expect("sign in")
+        .json()
+        .await
+        .expect("session JSON");
+    let token = session["token"].as_str().expect("a session token");
+    let seen_at = (chrono::Utc::now() - chrono::Duration::hours(3))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let r = http
+        .post(format!("{base}/v1/keys/exposures"))
+        .bearer_auth(token)
+        .json(&json!({"exposures": [{
+            "sha256": offkey::key::sha256_hex(legacy.as_bytes()),
+            "source": "offkey scan",
+            "where": "deploy/env.sh:3 @ 9c1e2f0",
+            "seen_at": seen_at,
+        }]}))
+        .send()
+        .await
+        .expect("report an exposure");
+    assert_eq!(r.status(), 200);
+    let r = http
+        .delete(format!("{base}/v1/session"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("sign out");
+    assert_eq!(r.status(), 204);
 }
 
 async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> TestResult {
@@ -445,6 +515,12 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
         "{legacy_text}"
     );
     assert!(legacy_text.contains("Rotation due"), "{legacy_text}");
+    assert!(legacy_text.contains("Exposed"), "{legacy_text}");
+    assert!(
+        legacy_text.contains("deploy/env.sh:3 @ 9c1e2f0"),
+        "{legacy_text}"
+    );
+    assert!(legacy_text.contains("3 hours ago"), "{legacy_text}");
     assert!(
         !c.source().await?.contains(legacy),
         "the legacy key is not in the page"
@@ -575,6 +651,15 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
         "a never-used key: {text}"
     );
 
+    // An integration uses the key: after a reload its row says when, with the exact time on hover,
+    // and it is no longer a candidate for removal.
+    let r = reqwest::Client::new()
+        .get(format!("{base}/api/v1/account"))
+        .bearer_auth(&key)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200, "the new key works");
+
     // Reload: only …last4; the whole key is nowhere in the page.
     c.refresh().await?;
     wait_js(
@@ -598,6 +683,22 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
             .await?
             .as_bool()
             .unwrap_or(true)
+    );
+
+    let used = css(c, &format!("{new_row} .cell-used time")).await?;
+    let used_text = used.text().await?;
+    assert!(
+        used_text.contains("now") || used_text.contains("minute"),
+        "{used_text}"
+    );
+    assert!(
+        !used.attr("title").await?.unwrap_or_default().is_empty(),
+        "exact time on hover"
+    );
+    let text = css(c, &new_row).await?.text().await?;
+    assert!(
+        !text.contains("Candidate for removal"),
+        "a used key: {text}"
     );
 
     // The delete button is labelled by the key's memo.
@@ -653,7 +754,7 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
         .text()
         .await?;
     assert!(
-        expiry.contains("Expires"),
+        expiry.contains("expires in"),
         "the old key's row shows its expiry: {expiry}"
     );
     c.refresh().await?;
@@ -668,7 +769,7 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
         .text()
         .await?;
     assert!(
-        expiry.contains("Expires"),
+        expiry.contains("expires in"),
         "the expiry survives a reload: {expiry}"
     );
     assert!(!c.source().await?.contains(&replacement));
@@ -685,6 +786,24 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
         "no sideways scrolling at 360 px: {overflow}"
     );
     shot(c, "05-keys-360px").await?;
+    css(c, &format!("{legacy_row} .delete-key"))
+        .await?
+        .click()
+        .await?;
+    wait_js(
+        c,
+        "document.getElementById('delete-dialog').open",
+        "the delete dialog",
+    )
+    .await?;
+    shot(c, "08-delete-dialog-360px").await?;
+    css(c, "#cancel-delete").await?.click().await?;
+    wait_js(
+        c,
+        "!document.getElementById('delete-dialog').open",
+        "the dialog to close",
+    )
+    .await?;
     viewport(c, DESKTOP).await?;
 
     // Delete the legacy key through the dialog: it names the memo and last use, and warns.

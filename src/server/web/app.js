@@ -378,8 +378,10 @@
       if (expires) {
         var exp = el('span', 'badge badge-neutral key-expiry');
         var untilFirstUse = state.expiries[key.id] && state.expiries[key.id].untilFirstUse;
-        exp.textContent = (untilFirstUse ? 'Retiring: until the new key is used, at most ' : 'Expires ') + relativeTime(expires, now);
-        exp.title = 'Replaced by rotation; stops working ' + exactTime(expires);
+        exp.textContent = untilFirstUse
+          ? 'Replaced · expires on first use of the new key, at most ' + relativeTime(expires, now)
+          : 'Replaced · expires ' + relativeTime(expires, now);
+        exp.title = 'Replaced by rotation; this key stops working ' + exactTime(expires) + '.';
         marks.appendChild(exp);
       }
       if (key.kind === 'legacy') {
