@@ -16,6 +16,7 @@ use std::sync::Once;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use rand::Rng;
 use serde_json::{Value, json};
@@ -126,6 +127,7 @@ impl Driver {
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+            "goog:loggingPrefs": { "browser": "ALL" },
         });
         let Value::Object(caps) = caps else {
             unreachable!("a JSON object literal")
@@ -339,14 +341,22 @@ async fn api_keys_page_in_a_real_browser() {
             admin_pw.clone(),
             legacy.clone(),
         );
-        tokio::spawn(async move { admin_flow(&c, &url, &pw, &legacy).await })
+        let driver = driver.url.clone();
+        tokio::spawn(async move {
+            admin_flow(&c, &url, &pw, &legacy).await?;
+            no_console_errors(&c, &driver).await
+        })
     };
     finish(&c, "admin", flow.await, &server).await;
 
     let c = driver.session(member_profile.path()).await;
     let flow = {
         let (c, url, pw) = (c.clone(), server.url.clone(), member_pw.clone());
-        tokio::spawn(async move { member_flow(&c, &url, &pw).await })
+        let driver = driver.url.clone();
+        tokio::spawn(async move {
+            member_flow(&c, &url, &pw).await?;
+            no_console_errors(&c, &driver).await
+        })
     };
     finish(&c, "member", flow.await, &server).await;
 
@@ -388,6 +398,39 @@ async fn finish(
             screenshot_dir().display(),
             server.log()
         );
+    }
+}
+
+/// The browser console since the last call holds no CSP violation and no script error (an HTTP
+/// 401 or 403 that the page handles is fine: the browser logs those as failed loads).
+async fn no_console_errors(c: &Client, driver: &str) -> TestResult {
+    let sid = c.session_id().await?.ok_or("no WebDriver session")?;
+    let log: Value = reqwest::Client::new()
+        .post(format!("{driver}/session/{sid}/se/log"))
+        .json(&json!({"type": "browser"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let entries = log["value"]
+        .as_array()
+        .ok_or_else(|| format!("chromedriver gave no browser log: {log}"))?;
+    let bad: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| {
+            m.contains("Content Security Policy")
+                || m.contains("Refused to")
+                || m.contains("Uncaught")
+                || m.contains("TypeError")
+                || m.contains("ReferenceError")
+        })
+        .map(str::to_owned)
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("browser console errors: {bad:#?}").into())
     }
 }
 
@@ -872,6 +915,45 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
         js(c, &gone).await?.as_bool().unwrap_or(false),
         "the deletion is permanent"
     );
+
+    // The keyboard alone: Enter on "+ Create Key", type, Enter; Escape closes the panel, clears
+    // the key and gives focus back.
+    js(c, "document.getElementById('create-key').focus()").await?;
+    c.active_element().await?.send_keys(&Key::Enter).await?;
+    wait_js(
+        c,
+        "document.getElementById('create-dialog').open",
+        "the create dialog",
+    )
+    .await?;
+    c.active_element()
+        .await?
+        .send_keys(&format!("Keyboard-made key{}", &*Key::Enter))
+        .await?;
+    wait_js(
+        c,
+        "document.getElementById('new-key-dialog').open && document.getElementById('new-key-value').textContent",
+        "the new key panel",
+    )
+    .await?;
+    c.active_element().await?.send_keys(&Key::Escape).await?;
+    wait_js(
+        c,
+        "!document.getElementById('new-key-dialog').open",
+        "Escape to close the panel",
+    )
+    .await?;
+    assert_eq!(
+        js(c, "document.getElementById('new-key-value').textContent").await?,
+        json!("")
+    );
+    wait_js(
+        c,
+        "document.activeElement && document.activeElement.id === 'create-key'",
+        "focus back on + Create Key",
+    )
+    .await?;
+    row_id_with_memo(c, "Keyboard-made key").await?;
 
     // A cross-site form post with the admin's cookie is refused, and changes nothing.
     let http = reqwest::Client::new();
