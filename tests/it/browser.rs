@@ -1061,3 +1061,72 @@ async fn member_flow(c: &Client, base: &str, password: &str) -> TestResult {
     shot(c, "07-member").await?;
     Ok(())
 }
+
+/// The page files themselves: nothing the Content-Security-Policy would block (inline script,
+/// inline style, handler attributes), nothing external, and no way for a key to be stored,
+/// logged or injected as HTML. A quick guard that needs no browser.
+#[test]
+fn page_files_need_no_inline_code_and_keep_no_secrets() {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server/web");
+    let read = |name: &str| std::fs::read_to_string(web.join(name)).expect("read a page file");
+    let handler = regex::Regex::new(r"\son[a-z]+\s*=").expect("regex");
+    for page in ["login.html", "api-keys.html"] {
+        let html = read(page).to_ascii_lowercase();
+        for tag in html.split("<script").skip(1) {
+            let open = tag.split('>').next().unwrap_or_default();
+            assert!(
+                open.contains("src=\"/assets/app.js\""),
+                "{page}: inline <script>"
+            );
+            assert!(
+                tag.split('>')
+                    .nth(1)
+                    .is_some_and(|t| t.starts_with("</script")),
+                "{page}: a <script> with a body"
+            );
+        }
+        assert!(!html.contains("<style"), "{page}: inline <style>");
+        assert!(!html.contains(" style="), "{page}: style attribute");
+        assert!(!html.contains("javascript:"), "{page}: javascript: URL");
+        assert!(
+            !handler.is_match(&html),
+            "{page}: an on…= handler attribute"
+        );
+        for external in ["http://", "https://", "//cdn", "@import"] {
+            assert!(
+                !html.contains(external),
+                "{page}: external reference {external}"
+            );
+        }
+        assert!(
+            html.contains("href=\"/assets/app.css\""),
+            "{page}: the stylesheet"
+        );
+    }
+    let app = read("app.js");
+    for banned in [
+        "localStorage",
+        "sessionStorage",
+        "indexedDB",
+        "console.",
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "history.pushState",
+        "history.replaceState",
+    ] {
+        assert!(!app.contains(banned), "app.js uses {banned}");
+    }
+    assert!(
+        app.contains("'X-Offkey-CSRF'"),
+        "app.js sends the CSRF header"
+    );
+    assert!(app.contains("credentials: 'same-origin'"));
+    let css = read("app.css");
+    assert!(
+        !css.contains("@import") && !css.contains("url("),
+        "app.css loads nothing"
+    );
+}
