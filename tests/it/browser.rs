@@ -792,6 +792,10 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
         "the replacement's row",
     )
     .await?;
+    let refocus = format!(
+        "document.activeElement && document.activeElement.matches('{new_row} .rotate-key')"
+    );
+    wait_js(c, &refocus, "focus back on the old key's Rotate").await?;
     let expiry = css(c, &format!("{new_row} .key-expiry"))
         .await?
         .text()
@@ -1026,6 +1030,8 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
         .await?;
     assert_eq!(r.status(), 401, "the session ended with sign-out");
     shot(c, "00-login").await?;
+    viewport(c, NARROW).await?;
+    shot(c, "09-login-360px").await?;
     Ok(())
 }
 

@@ -199,6 +199,10 @@
     }
   }
 
+  function cssEscape(value) {
+    return window.CSS && CSS.escape ? CSS.escape(value || '') : String(value || '').replace(/["\\]/g, '\\$&');
+  }
+
   function wireDialog(dialog) {
     dialog.addEventListener('close', function () {
       var target = dialog.returnFocusTo;
@@ -206,6 +210,11 @@
       if (target === false) {
         // Handed over to the next dialog, which returns focus itself.
         return;
+      }
+      if (target && !document.body.contains(target) && target.getAttribute('data-action')) {
+        // The row was drawn again: the same button of the same key, if the key is still listed.
+        target = document.querySelector('tr[data-key-id="' + cssEscape(target.getAttribute('data-for-key')) +
+          '"] [data-action="' + target.getAttribute('data-action') + '"]');
       }
       if (!target || !document.body.contains(target) || target.hidden) {
         target = $('create-key').hidden ? $('main') : $('create-key');
@@ -477,10 +486,14 @@
       var rotate = el('button', 'btn btn-secondary btn-small rotate-key', 'Rotate');
       rotate.type = 'button';
       rotate.setAttribute('aria-label', 'Rotate key ' + key.memo);
+      rotate.setAttribute('data-action', 'rotate');
+      rotate.setAttribute('data-for-key', key.id);
       rotate.addEventListener('click', function () { openRotate(key, rotate); });
       var del = el('button', 'btn btn-icon delete-key');
       del.type = 'button';
       del.setAttribute('aria-label', 'Delete key ' + key.memo);
+      del.setAttribute('data-action', 'delete');
+      del.setAttribute('data-for-key', key.id);
       del.title = 'Delete key';
       del.appendChild(el('span', null, '×')).setAttribute('aria-hidden', 'true');
       del.addEventListener('click', function () { openDelete(key, del); });
