@@ -957,7 +957,80 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
         "focus back on + Create Key",
     )
     .await?;
-    row_id_with_memo(c, "Keyboard-made key").await?;
+    let kb_id = row_id_with_memo(c, "Keyboard-made key").await?;
+    let kb_row = format!("tr[data-key-id=\"{kb_id}\"]");
+
+    // Rotate it with the default choice, "until the new key is first used": the old row says so,
+    // and once an integration uses the replacement, the old key is gone.
+    css(c, &format!("{kb_row} .rotate-key"))
+        .await?
+        .click()
+        .await?;
+    wait_js(
+        c,
+        "document.getElementById('rotate-dialog').open",
+        "the rotate dialog",
+    )
+    .await?;
+    let checked = js_string(
+        c,
+        "document.querySelector('#rotate-dialog input[name=grace]:checked').value",
+    )
+    .await?;
+    assert_eq!(
+        checked, "first-use",
+        "the default keeps the old key until the new one is used"
+    );
+    css(c, "#confirm-rotate").await?.click().await?;
+    let replacement = wait_js(
+        c,
+        "document.getElementById('new-key-dialog').open && document.getElementById('new-key-value').textContent",
+        "the replacement key panel",
+    )
+    .await?
+    .as_str()
+    .unwrap_or_default()
+    .to_owned();
+    let note = css(c, "#rotate-note").await?.text().await?;
+    assert!(note.contains("until this key is first used"), "{note}");
+    css(c, "#close-new-key").await?.click().await?;
+    wait_js(
+        c,
+        "!document.getElementById('new-key-dialog').open",
+        "the panel to close",
+    )
+    .await?;
+    let expiry_js = format!("document.querySelector('{kb_row} .key-expiry')");
+    let expiry = wait_js(
+        c,
+        &format!("{expiry_js} && {expiry_js}.textContent"),
+        "the old key's expiry",
+    )
+    .await?;
+    assert!(
+        expiry.as_str().unwrap_or_default().contains("first use"),
+        "{expiry}"
+    );
+    let r = reqwest::Client::new()
+        .get(format!("{base}/api/v1/account"))
+        .bearer_auth(&replacement)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200, "the replacement works");
+    c.refresh().await?;
+    wait_js(
+        c,
+        "document.querySelector('table#keys tbody tr[data-key-id]')",
+        "the rows after reload",
+    )
+    .await?;
+    assert!(
+        js(c, &format!("!document.querySelector('{kb_row}')"))
+            .await?
+            .as_bool()
+            .unwrap_or(false),
+        "the old key is gone once its replacement was used"
+    );
 
     // A cross-site form post with the admin's cookie is refused, and changes nothing.
     let http = reqwest::Client::new();
