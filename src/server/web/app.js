@@ -434,6 +434,7 @@
       } else {
         by.classList.add('created-by-unknown');
         by.title = 'Keys created before this page existed did not record who created them.';
+        by.setAttribute('role', 'img');
         by.setAttribute('aria-label', 'Creator not recorded: keys created before this page existed did not record it.');
         by.setAttribute('tabindex', '0');
       }
