@@ -3,320 +3,53 @@
 //!
 //! One flow, as a person would use the page: sign in (a wrong password first), find the legacy
 //! key with no recorded creator, create a key and see it once, reload and see only its last 4,
-//! rotate it with a grace period, delete a key through the dialog, sign out; a member sees the
-//! admin-only message and no key data; a cross-site form post with the admin's cookie is refused.
-//! Screenshots of the main states go to `target/screenshots/` (gitignored) for review.
+//! rotate with a grace period, delete a key through the dialog, do it all by keyboard, sign out;
+//! a member sees the admin-only message and no key data; a cross-site form post with the admin's
+//! cookie is refused. Screenshots of the main states go to `target/screenshots/` (gitignored).
 //!
 //! When chromium or chromedriver is missing the test installs them with apt-get (CI runs as root).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Once;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod driver;
+mod page;
 
+use std::path::Path;
+
+use fantoccini::Client;
 use fantoccini::key::Key;
-use fantoccini::{Client, ClientBuilder, Locator};
 use rand::Rng;
 use serde_json::{Value, json};
 
 use crate::common::{self, Server};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const WAIT: Duration = Duration::from_secs(20);
-const DESKTOP: (u32, u32) = (1280, 900);
-const NARROW: (u32, u32) = (360, 780);
-
-type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-// ---- the browser and its driver ----------------------------------------------------------------
-
-/// Install `chromium` and `chromium-driver` with apt-get when either is missing, once per process.
-/// apt-get waits for the dpkg lock, so two test processes installing at once do not fail.
-fn ensure_browser() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
-            return;
-        }
-        eprintln!("browser test: installing chromium and chromium-driver with apt-get");
-        let apt = |args: &[&str]| {
-            let status = Command::new("apt-get")
-                .args(["-o", "DPkg::Lock::Timeout=600", "-q"])
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .stdin(Stdio::null())
-                .status()
-                .expect("run apt-get (the browser test needs chromium and chromium-driver)");
-            assert!(status.success(), "apt-get {args:?} failed: {status}");
-        };
-        apt(&["update"]);
-        apt(&[
-            "install",
-            "-y",
-            "--no-install-recommends",
-            "chromium",
-            "chromium-driver",
-        ]);
-        assert!(
-            Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
-            "apt-get ran but {CHROMIUM} or {CHROMEDRIVER} is still missing"
-        );
-    });
-}
-
-/// A `chromedriver` on an ephemeral loopback port, in its own process group so that dropping it
-/// also ends any browser it started.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    fn start() -> Driver {
-        use std::os::unix::process::CommandExt;
-        let mut child = Command::new(CHROMEDRIVER)
-            .arg("--port=0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("start chromedriver");
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Keep reading so chromedriver never blocks on a full pipe.
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("started successfully on port ").nth(1) {
-                    let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                    let _ = tx.send(port);
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("chromedriver did not say its port");
-        Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// A new headless Chromium session with a fresh profile.
-    async fn session(&self, profile: &Path) -> Client {
-        let args = [
-            "--headless".to_owned(),
-            "--no-sandbox".to_owned(),
-            "--disable-gpu".to_owned(),
-            "--disable-quic".to_owned(),
-            "--no-first-run".to_owned(),
-            "--disable-background-networking".to_owned(),
-            "--disable-component-update".to_owned(),
-            "--disable-sync".to_owned(),
-            "--disable-dev-shm-usage".to_owned(),
-            "--hide-scrollbars".to_owned(),
-            "--force-device-scale-factor=1".to_owned(),
-            "--lang=en-US".to_owned(),
-            format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
-            format!("--user-data-dir={}", profile.display()),
-        ];
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
-            "goog:loggingPrefs": { "browser": "ALL" },
-        });
-        let Value::Object(caps) = caps else {
-            unreachable!("a JSON object literal")
-        };
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&self.url)
-            .await
-            .expect("start a chromium session through chromedriver")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // The whole group: chromedriver and any chromium it left behind.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ---- small page helpers ------------------------------------------------------------------------
-
-/// Poll a JavaScript expression until it is truthy.
-async fn wait_js(c: &Client, expr: &str, what: &str) -> TestResult<Value> {
-    let start = Instant::now();
-    let script = format!("return ({expr});");
-    loop {
-        let v = c.execute(&script, vec![]).await?;
-        let truthy = match &v {
-            Value::Null => false,
-            Value::Bool(b) => *b,
-            Value::Number(n) => n.as_f64() != Some(0.0),
-            Value::String(s) => !s.is_empty(),
-            _ => true,
-        };
-        if truthy {
-            return Ok(v);
-        }
-        if start.elapsed() > WAIT {
-            let url = c
-                .current_url()
-                .await
-                .map(|u| u.to_string())
-                .unwrap_or_default();
-            return Err(format!("timed out waiting for {what} ({expr}) at {url}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn js(c: &Client, expr: &str) -> TestResult<Value> {
-    Ok(c.execute(&format!("return ({expr});"), vec![]).await?)
-}
-
-async fn js_string(c: &Client, expr: &str) -> TestResult<String> {
-    Ok(js(c, expr).await?.as_str().unwrap_or_default().to_owned())
-}
-
-async fn css(c: &Client, selector: &str) -> TestResult<fantoccini::elements::Element> {
-    Ok(c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(selector))
-        .await?)
-}
-
-async fn visible(c: &Client, selector: &str) -> TestResult<bool> {
-    let sel = serde_json::to_string(selector)?;
-    Ok(js(
-        c,
-        &format!("(function(e){{return !!e && e.getClientRects().length > 0;}})(document.querySelector({sel}))"),
-    )
-    .await?
-    .as_bool()
-    .unwrap_or(false))
-}
-
-async fn active_id(c: &Client) -> TestResult<String> {
-    js_string(c, "document.activeElement && document.activeElement.id").await
-}
-
-fn screenshot_dir() -> PathBuf {
-    let dir = std::env::var_os("OFFKEY_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots"));
-    std::fs::create_dir_all(&dir).expect("create the screenshot dir");
-    dir
-}
-
-async fn shot(c: &Client, name: &str) -> TestResult {
-    // Let transitions and fonts settle so the picture shows the state, not a frame of a change.
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    let png = c.screenshot().await?;
-    std::fs::write(screenshot_dir().join(format!("{name}.png")), png)?;
-    Ok(())
-}
-
-/// Make the layout viewport `w` × `h` CSS pixels (the window may have a frame around it).
-async fn viewport(c: &Client, (w, h): (u32, u32)) -> TestResult {
-    c.set_window_size(w, h).await?;
-    let inner = js(c, "[window.innerWidth, window.innerHeight]").await?;
-    let iw = inner[0].as_u64().unwrap_or(u64::from(w));
-    let ih = inner[1].as_u64().unwrap_or(u64::from(h));
-    if iw != u64::from(w) || ih != u64::from(h) {
-        let dw = u32::try_from(iw).unwrap_or(w).abs_diff(w);
-        let dh = u32::try_from(ih).unwrap_or(h).abs_diff(h);
-        c.set_window_size(w + dw, h + dh).await?;
-    }
-    Ok(())
-}
-
-/// Sign in on /login and wait for the keys page.
-async fn sign_in(c: &Client, base: &str, email: &str, password: &str) -> TestResult {
-    c.goto(&format!("{base}/login")).await?;
-    css(c, "#login-email").await?.send_keys(email).await?;
-    css(c, "#login-password").await?.send_keys(password).await?;
-    css(c, "#login-submit").await?.click().await?;
-    wait_js(
-        c,
-        "location.pathname === '/settings/api-keys' && document.readyState === 'complete'",
-        "the keys page after sign-in",
-    )
-    .await?;
-    Ok(())
-}
-
-/// The keys the page shows: (id, text of the row).
-async fn rows(c: &Client) -> TestResult<Vec<(String, String)>> {
-    let v = js(
-        c,
-        "Array.from(document.querySelectorAll('table#keys tbody tr[data-key-id]'))\
-         .map(function(r){return [r.getAttribute('data-key-id'), r.innerText];})",
-    )
-    .await?;
-    Ok(v.as_array()
-        .map(|a| {
-            a.iter()
-                .map(|r| {
-                    (
-                        r[0].as_str().unwrap_or_default().to_owned(),
-                        r[1].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
-async fn row_id_with_memo(c: &Client, memo: &str) -> TestResult<String> {
-    rows(c)
-        .await?
-        .into_iter()
-        .find(|(_, text)| text.contains(memo))
-        .map(|(id, _)| id)
-        .ok_or_else(|| format!("no row with memo {memo:?}").into())
-}
+use driver::{Driver, ensure_browser, no_console_errors};
+use page::{
+    DESKTOP, NARROW, ROWS, TestResult, active_id, click, css, dialog_closes, dialog_opens,
+    focus_on, has_row, js, js_bool, js_string, key_in_panel, panel_text, row, row_id_with_memo,
+    rows, rows_are, screenshot_dir, shot, sign_in, text, type_into, viewport, visible, wait_js,
+};
 
 fn is_current_key(s: &str) -> bool {
     s.strip_prefix("oc_live_")
         .is_some_and(|rest| rest.len() == 38 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-fn random_password() -> String {
+fn random_hex(len: usize) -> String {
     let mut rng = rand::thread_rng();
-    (0..24)
-        .map(|_| char::from(rng.gen_range(b'a'..=b'z')))
+    (0..len)
+        .map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)]))
         .collect()
 }
-
-// ---- the test ----------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_page_in_a_real_browser() {
     ensure_browser();
     let data = tempfile::tempdir().expect("temp dir");
-    let admin_pw = random_password();
-    let member_pw = random_password();
+    let admin_pw = random_hex(24);
+    let member_pw = random_hex(24);
     common::add_member(data.path(), "admin@example.com", "admin", &admin_pw);
     common::add_member(data.path(), "member@example.com", "member", &member_pw);
 
     // A legacy key, made up here: 32 lowercase hex, created long ago, no recorded creator.
-    let legacy: String = {
-        let mut rng = rand::thread_rng();
-        (0..32)
-            .map(|_| char::from(b"0123456789abcdef"[rng.gen_range(0..16)]))
-            .collect()
-    };
+    let legacy = random_hex(32);
     let line =
         json!({"key": legacy, "memo": "Legacy storefront", "created_at": "2024-01-15T10:00:00Z"});
     let scratch = tempfile::tempdir().expect("temp dir");
@@ -335,13 +68,8 @@ async fn api_keys_page_in_a_real_browser() {
 
     let c = driver.session(admin_profile.path()).await;
     let flow = {
-        let (c, url, pw, legacy) = (
-            c.clone(),
-            server.url.clone(),
-            admin_pw.clone(),
-            legacy.clone(),
-        );
-        let driver = driver.url.clone();
+        let (c, url, driver) = (c.clone(), server.url.clone(), driver.url.clone());
+        let (pw, legacy) = (admin_pw.clone(), legacy.clone());
         tokio::spawn(async move {
             admin_flow(&c, &url, &pw, &legacy).await?;
             no_console_errors(&c, &driver).await
@@ -351,8 +79,8 @@ async fn api_keys_page_in_a_real_browser() {
 
     let c = driver.session(member_profile.path()).await;
     let flow = {
-        let (c, url, pw) = (c.clone(), server.url.clone(), member_pw.clone());
-        let driver = driver.url.clone();
+        let (c, url, driver) = (c.clone(), server.url.clone(), driver.url.clone());
+        let pw = member_pw.clone();
         tokio::spawn(async move {
             member_flow(&c, &url, &pw).await?;
             no_console_errors(&c, &driver).await
@@ -401,39 +129,6 @@ async fn finish(
     }
 }
 
-/// The browser console since the last call holds no CSP violation and no script error (an HTTP
-/// 401 or 403 that the page handles is fine: the browser logs those as failed loads).
-async fn no_console_errors(c: &Client, driver: &str) -> TestResult {
-    let sid = c.session_id().await?.ok_or("no WebDriver session")?;
-    let log: Value = reqwest::Client::new()
-        .post(format!("{driver}/session/{sid}/se/log"))
-        .json(&json!({"type": "browser"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let entries = log["value"]
-        .as_array()
-        .ok_or_else(|| format!("chromedriver gave no browser log: {log}"))?;
-    let bad: Vec<String> = entries
-        .iter()
-        .filter_map(|e| e["message"].as_str())
-        .filter(|m| {
-            m.contains("Content Security Policy")
-                || m.contains("Refused to")
-                || m.contains("Uncaught")
-                || m.contains("TypeError")
-                || m.contains("ReferenceError")
-        })
-        .map(str::to_owned)
-        .collect();
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("browser console errors: {bad:#?}").into())
-    }
-}
-
 /// Tell the service, as `offkey scan --verify` would, that the legacy key was seen in a file.
 async fn report_exposure(base: &str, admin_pw: &str, legacy: &str) {
     let http = reqwest::Client::new();
@@ -471,10 +166,30 @@ async fn report_exposure(base: &str, admin_pw: &str, legacy: &str) {
     assert_eq!(r.status(), 204);
 }
 
+/// Everything an admin does, in order; each step leaves the page where the next one starts.
 async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> TestResult {
     viewport(c, DESKTOP).await?;
+    let cookie = sign_in_after_a_wrong_password(c, base, password).await?;
+    let legacy_id = legacy_key_row(c, legacy).await?;
+    let (key, key_id) = create_a_key_and_see_it_once(c).await?;
+    used_key_after_reload(c, base, &key, &key_id).await?;
+    rotate_keeping_the_old_key_an_hour(c, &key, &key_id).await?;
+    shot(c, "02-keys-desktop").await?;
+    narrow_screen(c, &legacy_id).await?;
+    delete_through_the_dialog(c, &legacy_id).await?;
+    by_keyboard_create_then_rotate_until_first_use(c, base).await?;
+    cross_site_post_is_refused(base, &cookie).await?;
+    sign_out(c, base, &cookie).await?;
+    Ok(())
+}
 
-    // The keys page without a session sends the browser to /login.
+/// The keys page without a session leads to /login; a wrong password shows an inline error; the
+/// right one leads to the keys. Answers the session cookie (as a `Cookie` header value).
+async fn sign_in_after_a_wrong_password(
+    c: &Client,
+    base: &str,
+    password: &str,
+) -> TestResult<String> {
     c.goto(&format!("{base}/settings/api-keys")).await?;
     wait_js(
         c,
@@ -483,63 +198,52 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
     )
     .await?;
 
-    // A wrong password: an inline error, and still on /login.
-    css(c, "#login-email")
-        .await?
-        .send_keys("admin@example.com")
-        .await?;
-    css(c, "#login-password")
-        .await?
-        .send_keys("not-the-password")
-        .await?;
-    css(c, "#login-submit").await?.click().await?;
+    type_into(c, "#login-email", "admin@example.com").await?;
+    type_into(c, "#login-password", "not-the-password").await?;
+    click(c, "#login-submit").await?;
     wait_js(
         c,
         "!document.getElementById('login-error').hidden",
         "the sign-in error",
     )
     .await?;
-    let error = css(c, "#login-error").await?.text().await?;
+    let error = text(c, "#login-error").await?;
     assert!(error.contains("Wrong email or password"), "{error}");
     assert_eq!(c.current_url().await?.path(), "/login");
     shot(c, "01-login-error").await?;
 
-    // The right password: to the keys page.
     css(c, "#login-password").await?.clear().await?;
-    css(c, "#login-password").await?.send_keys(password).await?;
-    css(c, "#login-submit").await?.click().await?;
+    type_into(c, "#login-password", password).await?;
+    click(c, "#login-submit").await?;
     wait_js(
         c,
         "location.pathname === '/settings/api-keys'",
         "the keys page",
     )
     .await?;
-    wait_js(
-        c,
-        "document.querySelectorAll('table#keys tbody tr[data-key-id]').length === 1",
-        "the legacy key's row",
-    )
-    .await?;
+    rows_are(c, 1, "the legacy key's row").await?;
 
-    // The session cookie is HttpOnly and SameSite=Strict; the page stored nothing.
+    // The session cookie is HttpOnly and SameSite=Strict, out of reach of the page's script.
     let cookie = c.get_named_cookie("offkey_session").await?;
     assert_eq!(cookie.http_only(), Some(true), "session cookie is HttpOnly");
+    let same_site = format!("{:?}", cookie.same_site());
     assert_eq!(
-        format!("{:?}", cookie.same_site()),
-        "Some(Strict)",
+        same_site, "Some(Strict)",
         "session cookie is SameSite=Strict"
     );
-    let session_cookie = format!("offkey_session={}", cookie.value());
     assert_eq!(
         js(c, "document.cookie").await?,
         json!(""),
-        "the token is not readable by script"
+        "no script-readable cookie"
     );
+    Ok(format!("offkey_session={}", cookie.value()))
+}
 
-    // The legacy key: blank Created By, with the explanation on hover; rotation is due.
-    let legacy_id = row_id_with_memo(c, "Legacy storefront").await?;
-    let legacy_row = format!("tr[data-key-id=\"{legacy_id}\"]");
-    let by = css(c, &format!("{legacy_row} .created-by")).await?;
+/// The legacy key's row: blank Created By with the reason on hover, never used, rotation due, and
+/// the exposure the scanner reported. Answers its id.
+async fn legacy_key_row(c: &Client, legacy: &str) -> TestResult<String> {
+    let id = row_id_with_memo(c, "Legacy storefront").await?;
+    let by = css(c, &format!("{} .created-by", row(&id))).await?;
     assert_eq!(
         by.text().await?.trim(),
         "",
@@ -547,74 +251,53 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
     );
     let title = by.attr("title").await?.unwrap_or_default();
     assert!(title.contains("before this page existed"), "{title}");
-    let legacy_text = css(c, &legacy_row).await?.text().await?;
-    assert!(
-        legacy_text.contains(&format!("…{}", &legacy[28..])),
-        "{legacy_text}"
-    );
-    assert!(legacy_text.contains("Never"), "{legacy_text}");
-    assert!(
-        legacy_text.contains("Candidate for removal"),
-        "{legacy_text}"
-    );
-    assert!(legacy_text.contains("Rotation due"), "{legacy_text}");
-    assert!(legacy_text.contains("Exposed"), "{legacy_text}");
-    assert!(
-        legacy_text.contains("deploy/env.sh:3 @ 9c1e2f0"),
-        "{legacy_text}"
-    );
-    assert!(legacy_text.contains("3 hours ago"), "{legacy_text}");
+    let t = text(c, &row(&id)).await?;
+    for expected in [
+        &format!("…{}", &legacy[28..]),
+        "Never",
+        "Candidate for removal",
+        "Rotation due",
+        "Exposed",
+        "deploy/env.sh:3 @ 9c1e2f0",
+        "3 hours ago",
+    ] {
+        assert!(t.contains(expected), "legacy row lacks {expected:?}: {t}");
+    }
     assert!(
         !c.source().await?.contains(legacy),
         "the legacy key is not in the page"
     );
+    Ok(id)
+}
 
-    // Create: the dialog takes focus, a memo is required, the key is shown once.
-    css(c, "#create-key").await?.click().await?;
-    wait_js(
-        c,
-        "document.getElementById('create-dialog').open",
-        "the create dialog",
-    )
-    .await?;
+/// "+ Create Key": focus moves into the dialog, a memo is required, the key is shown once with a
+/// Copy button and the advice; closing the panel removes it and gives focus back. Answers the
+/// key and its id.
+async fn create_a_key_and_see_it_once(c: &Client) -> TestResult<(String, String)> {
+    click(c, "#create-key").await?;
+    dialog_opens(c, "create-dialog").await?;
     assert_eq!(active_id(c).await?, "memo", "focus moves into the dialog");
-    let placeholder = css(c, "#memo")
-        .await?
-        .attr("placeholder")
-        .await?
-        .unwrap_or_default();
+    let placeholder = css(c, "#memo").await?.attr("placeholder").await?;
+    let placeholder = placeholder.unwrap_or_default();
     assert!(
         placeholder.contains("Fulfillment integration"),
         "{placeholder}"
     );
-    css(c, "#create-submit").await?.click().await?;
+    click(c, "#create-submit").await?;
     wait_js(
         c,
         "!document.getElementById('memo-error').hidden",
-        "the memo-required error",
+        "memo required",
     )
     .await?;
-    assert_eq!(
-        js(c, "document.getElementById('create-dialog').open").await?,
-        json!(true)
-    );
-    css(c, "#memo")
-        .await?
-        .send_keys("Fulfillment integration")
-        .await?;
-    css(c, "#create-submit").await?.click().await?;
-    let key = wait_js(
-        c,
-        "document.getElementById('new-key-dialog').open && document.getElementById('new-key-value').textContent",
-        "the new key panel",
-    )
-    .await?
-    .as_str()
-    .unwrap_or_default()
-    .to_owned();
+    assert!(js_bool(c, "document.getElementById('create-dialog').open").await?);
+    type_into(c, "#memo", "Fulfillment integration").await?;
+    click(c, "#create-submit").await?;
+
+    let key = key_in_panel(c).await?;
     assert!(
         is_current_key(&key),
-        "a current-format key is shown: {} chars",
+        "a current-format key is shown ({} chars)",
         key.len()
     );
     assert!(visible(c, "#copy-key").await?, "a Copy button");
@@ -623,205 +306,126 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
         "copy-key",
         "focus moves into the key panel"
     );
-    let advice = css(c, "#new-key-advice").await?.text().await?;
-    assert!(advice.contains("directly into the tool"), "{advice}");
-    assert!(
-        advice.contains("shared document, an email or a chat"),
-        "{advice}"
-    );
-    assert!(advice.contains("last characters"), "{advice}");
-    css(c, "#copy-key").await?.click().await?;
+    let advice = text(c, "#new-key-advice").await?;
+    for expected in [
+        "directly into the tool",
+        "shared document, an email or a chat",
+        "last characters",
+    ] {
+        assert!(
+            advice.contains(expected),
+            "advice lacks {expected:?}: {advice}"
+        );
+    }
+    click(c, "#copy-key").await?;
     wait_js(
         c,
         "document.getElementById('copy-status').textContent",
-        "the copy feedback",
+        "copy feedback",
     )
     .await?;
     // The key is nowhere but in its panel: not in the URL, not in web storage.
     assert!(!c.current_url().await?.as_str().contains(&key));
-    let storage = js_string(
-        c,
-        "JSON.stringify([Object.assign({}, localStorage), Object.assign({}, sessionStorage)])",
-    )
-    .await?;
-    assert!(!storage.contains(&key) && storage == "[{},{}]", "{storage}");
-    // The screenshot of the panel blurs the key (a throwaway store's key, but still).
-    js(
-        c,
-        "document.getElementById('new-key-value').style.filter = 'blur(6px)'",
-    )
-    .await?;
+    let storage =
+        "JSON.stringify([Object.assign({}, localStorage), Object.assign({}, sessionStorage)])";
+    assert_eq!(
+        js_string(c, storage).await?,
+        "[{},{}]",
+        "web storage stays empty"
+    );
+    // The picture of the panel blurs the key (a throwaway store's key, but still).
+    let blur = |on: bool| {
+        let filter = if on { "blur(6px)" } else { "" };
+        format!("document.getElementById('new-key-value').style.filter = '{filter}'")
+    };
+    js(c, &blur(true)).await?;
     shot(c, "03-new-key-panel").await?;
-    js(
-        c,
-        "document.getElementById('new-key-value').style.filter = ''",
-    )
-    .await?;
+    js(c, &blur(false)).await?;
 
-    // Closing the panel removes the key for good and gives focus back to "+ Create Key".
-    css(c, "#close-new-key").await?.click().await?;
-    wait_js(
-        c,
-        "!document.getElementById('new-key-dialog').open",
-        "the panel to close",
-    )
-    .await?;
-    assert_eq!(
-        js(c, "document.getElementById('new-key-value').textContent").await?,
-        json!("")
-    );
+    click(c, "#close-new-key").await?;
+    dialog_closes(c, "new-key-dialog").await?;
+    assert_eq!(panel_text(c).await?, "", "closing the panel empties it");
     assert!(!c.source().await?.contains(&key), "the key left the page");
-    wait_js(
-        c,
-        "document.activeElement && document.activeElement.id === 'create-key'",
-        "focus back on + Create Key",
-    )
-    .await?;
-    let last4 = &key[key.len() - 4..];
-    wait_js(
-        c,
-        "document.querySelectorAll('table#keys tbody tr[data-key-id]').length === 2",
-        "the new row",
-    )
-    .await?;
-    let new_id = row_id_with_memo(c, "Fulfillment integration").await?;
-    let new_row = format!("tr[data-key-id=\"{new_id}\"]");
-    let text = css(c, &new_row).await?.text().await?;
-    assert!(text.contains(&format!("…{last4}")), "{text}");
-    assert!(text.contains("by Test Person"), "{text}");
-    assert!(
-        text.contains("Candidate for removal"),
-        "a never-used key: {text}"
-    );
-
-    // An integration uses the key: after a reload its row says when, with the exact time on hover,
-    // and it is no longer a candidate for removal.
-    let r = reqwest::Client::new()
-        .get(format!("{base}/api/v1/account"))
-        .bearer_auth(&key)
-        .send()
-        .await?;
-    assert_eq!(r.status(), 200, "the new key works");
-
-    // Reload: only …last4; the whole key is nowhere in the page.
-    c.refresh().await?;
-    wait_js(
-        c,
-        "document.querySelectorAll('table#keys tbody tr[data-key-id]').length === 2",
-        "the rows after reload",
-    )
-    .await?;
-    let source = c.source().await?;
-    assert!(
-        !source.contains(&key),
-        "after reload the key is not in the page"
-    );
-    assert!(source.contains(&format!("…{last4}")));
-    assert_eq!(
-        js(c, "document.getElementById('new-key-value').textContent").await?,
-        json!("")
-    );
-    assert!(
-        !js(c, "document.getElementById('new-key-dialog').open")
-            .await?
-            .as_bool()
-            .unwrap_or(true)
-    );
-
-    let used = css(c, &format!("{new_row} .cell-used time")).await?;
-    let used_text = used.text().await?;
-    assert!(
-        used_text.contains("now") || used_text.contains("minute"),
-        "{used_text}"
-    );
-    assert!(
-        !used.attr("title").await?.unwrap_or_default().is_empty(),
-        "exact time on hover"
-    );
-    let text = css(c, &new_row).await?.text().await?;
-    assert!(
-        !text.contains("Candidate for removal"),
-        "a used key: {text}"
-    );
-
-    // The delete button is labelled by the key's memo.
-    let label = css(c, &format!("{new_row} .delete-key"))
+    focus_on(c, "#create-key", "focus back on + Create Key").await?;
+    rows_are(c, 2, "the new row").await?;
+    let id = row_id_with_memo(c, "Fulfillment integration").await?;
+    let t = text(c, &row(&id)).await?;
+    assert!(t.contains(&format!("…{}", &key[key.len() - 4..])), "{t}");
+    assert!(t.contains("by Test Person"), "{t}");
+    assert!(t.contains("Candidate for removal"), "a never-used key: {t}");
+    let label = css(c, &format!("{} .delete-key", row(&id)))
         .await?
         .attr("aria-label")
         .await?;
     assert_eq!(label.as_deref(), Some("Delete key Fulfillment integration"));
+    Ok((key, id))
+}
 
-    // Rotate the new key, keeping the old one for 1 hour: a replacement shown once, and the old
-    // key's row shows its expiry.
-    css(c, &format!("{new_row} .rotate-key"))
-        .await?
-        .click()
+/// An integration uses the key; after a reload its row shows only `…last4`, says when it was
+/// used (exact time on hover), and it is no longer a candidate for removal.
+async fn used_key_after_reload(c: &Client, base: &str, key: &str, id: &str) -> TestResult {
+    let r = reqwest::Client::new()
+        .get(format!("{base}/api/v1/account"))
+        .bearer_auth(key)
+        .send()
         .await?;
-    wait_js(
-        c,
-        "document.getElementById('rotate-dialog').open",
-        "the rotate dialog",
-    )
-    .await?;
-    css(c, "#rotate-dialog input[name=grace][value='3600']")
-        .await?
-        .click()
-        .await?;
-    shot(c, "04-rotate-dialog").await?;
-    css(c, "#confirm-rotate").await?.click().await?;
-    let replacement = wait_js(
-        c,
-        "document.getElementById('new-key-dialog').open && document.getElementById('new-key-value').textContent",
-        "the replacement key panel",
-    )
-    .await?
-    .as_str()
-    .unwrap_or_default()
-    .to_owned();
-    assert!(is_current_key(&replacement) && replacement != key);
-    css(c, "#close-new-key").await?.click().await?;
-    wait_js(
-        c,
-        "!document.getElementById('new-key-dialog').open",
-        "the panel to close",
-    )
-    .await?;
-    wait_js(
-        c,
-        "document.querySelectorAll('table#keys tbody tr[data-key-id]').length === 3",
-        "the replacement's row",
-    )
-    .await?;
-    let refocus = format!(
-        "document.activeElement && document.activeElement.matches('{new_row} .rotate-key')"
+    assert_eq!(r.status(), 200, "the new key works");
+
+    c.refresh().await?;
+    rows_are(c, 2, "the rows after reload").await?;
+    let source = c.source().await?;
+    assert!(
+        !source.contains(key),
+        "after reload the key is not in the page"
     );
-    wait_js(c, &refocus, "focus back on the old key's Rotate").await?;
-    let expiry = css(c, &format!("{new_row} .key-expiry"))
-        .await?
-        .text()
-        .await?;
+    assert!(source.contains(&format!("…{}", &key[key.len() - 4..])));
+    assert_eq!(panel_text(c).await?, "");
+    assert!(!js_bool(c, "document.getElementById('new-key-dialog').open").await?);
+
+    let used = css(c, &format!("{} .cell-used time", row(id))).await?;
+    let when = used.text().await?;
+    assert!(when.contains("now") || when.contains("minute"), "{when}");
+    let exact = used.attr("title").await?.unwrap_or_default();
+    assert!(!exact.is_empty(), "the exact time on hover");
+    let t = text(c, &row(id)).await?;
+    assert!(!t.contains("Candidate for removal"), "a used key: {t}");
+    Ok(())
+}
+
+/// Rotate, keeping the old key for 1 hour: a replacement shown once, focus back on the old
+/// row's Rotate, and the old row shows its expiry, also after a reload.
+async fn rotate_keeping_the_old_key_an_hour(c: &Client, key: &str, id: &str) -> TestResult {
+    click(c, &format!("{} .rotate-key", row(id))).await?;
+    dialog_opens(c, "rotate-dialog").await?;
+    click(c, "#rotate-dialog input[name=grace][value='3600']").await?;
+    shot(c, "04-rotate-dialog").await?;
+    click(c, "#confirm-rotate").await?;
+    let replacement = key_in_panel(c).await?;
+    assert!(is_current_key(&replacement) && replacement != key);
+    click(c, "#close-new-key").await?;
+    dialog_closes(c, "new-key-dialog").await?;
+    rows_are(c, 3, "the replacement's row").await?;
+    let rotate = format!("{} .rotate-key", row(id));
+    focus_on(c, &rotate, "focus back on the old key's Rotate").await?;
+    let expiry = text(c, &format!("{} .key-expiry", row(id))).await?;
     assert!(
         expiry.contains("expires in"),
-        "the old key's row shows its expiry: {expiry}"
+        "the old row shows its expiry: {expiry}"
     );
+
     c.refresh().await?;
-    wait_js(
-        c,
-        "document.querySelectorAll('table#keys tbody tr[data-key-id]').length === 3",
-        "the rows after reload",
-    )
-    .await?;
-    let expiry = css(c, &format!("{new_row} .key-expiry"))
-        .await?
-        .text()
-        .await?;
+    rows_are(c, 3, "the rows after reload").await?;
+    let expiry = text(c, &format!("{} .key-expiry", row(id))).await?;
     assert!(
         expiry.contains("expires in"),
         "the expiry survives a reload: {expiry}"
     );
     assert!(!c.source().await?.contains(&replacement));
+    Ok(())
+}
 
-    shot(c, "02-keys-desktop").await?;
+/// At 360 px: cards, no sideways scrolling, dialogs fit.
+async fn narrow_screen(c: &Client, legacy_id: &str) -> TestResult {
     viewport(c, NARROW).await?;
     let overflow = js(
         c,
@@ -830,187 +434,103 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
     .await?;
     assert!(
         overflow.as_i64().unwrap_or(1) <= 0,
-        "no sideways scrolling at 360 px: {overflow}"
+        "sideways scrolling at 360 px: {overflow}"
     );
     shot(c, "05-keys-360px").await?;
-    css(c, &format!("{legacy_row} .delete-key"))
-        .await?
-        .click()
-        .await?;
-    wait_js(
-        c,
-        "document.getElementById('delete-dialog').open",
-        "the delete dialog",
-    )
-    .await?;
+    click(c, &format!("{} .delete-key", row(legacy_id))).await?;
+    dialog_opens(c, "delete-dialog").await?;
     shot(c, "08-delete-dialog-360px").await?;
-    css(c, "#cancel-delete").await?.click().await?;
-    wait_js(
-        c,
-        "!document.getElementById('delete-dialog').open",
-        "the dialog to close",
-    )
-    .await?;
+    click(c, "#cancel-delete").await?;
+    dialog_closes(c, "delete-dialog").await?;
     viewport(c, DESKTOP).await?;
+    Ok(())
+}
 
-    // Delete the legacy key through the dialog: it names the memo and last use, and warns.
+/// ×: the dialog names the memo and last use and warns; Cancel changes nothing and gives focus
+/// back to the ×; Confirm deletes, the row disappears, for good.
+async fn delete_through_the_dialog(c: &Client, id: &str) -> TestResult {
     let before = rows(c).await?.len();
-    css(c, &format!("{legacy_row} .delete-key"))
-        .await?
-        .click()
-        .await?;
-    wait_js(
-        c,
-        "document.getElementById('delete-dialog').open",
-        "the delete dialog",
-    )
-    .await?;
+    let delete = format!("{} .delete-key", row(id));
+    click(c, &delete).await?;
+    dialog_opens(c, "delete-dialog").await?;
     assert_eq!(
         active_id(c).await?,
         "cancel-delete",
         "focus moves into the dialog, on Cancel"
     );
-    let body = css(c, "#delete-dialog").await?.text().await?;
-    assert!(body.contains("Legacy storefront"), "{body}");
-    assert!(body.contains("never"), "{body}");
-    assert!(body.contains("immediate and permanent"), "{body}");
-    assert!(body.contains("stops working at once"), "{body}");
+    let body = text(c, "#delete-dialog").await?;
+    for expected in [
+        "Legacy storefront",
+        "never",
+        "immediate and permanent",
+        "stops working at once",
+    ] {
+        assert!(
+            body.contains(expected),
+            "the dialog lacks {expected:?}: {body}"
+        );
+    }
     shot(c, "06-delete-dialog").await?;
-    // Cancel first: nothing happens, focus goes back to the × of that row.
-    css(c, "#cancel-delete").await?.click().await?;
-    wait_js(
-        c,
-        "!document.getElementById('delete-dialog').open",
-        "the dialog to close",
-    )
-    .await?;
+
+    click(c, "#cancel-delete").await?;
+    dialog_closes(c, "delete-dialog").await?;
     assert_eq!(rows(c).await?.len(), before);
-    let focused_row = js_string(
-        c,
-        "document.activeElement.classList.contains('delete-key') && document.activeElement.closest('tr').getAttribute('data-key-id')",
-    )
-    .await?;
-    assert_eq!(focused_row, legacy_id, "focus is back on the row's ×");
-    css(c, &format!("{legacy_row} .delete-key"))
-        .await?
-        .click()
-        .await?;
-    wait_js(
-        c,
-        "document.getElementById('delete-dialog').open",
-        "the delete dialog",
-    )
-    .await?;
-    css(c, "#confirm-delete").await?.click().await?;
-    let gone = format!("!document.querySelector('{legacy_row}')");
+    focus_on(c, &delete, "focus back on the row's ×").await?;
+
+    click(c, &delete).await?;
+    dialog_opens(c, "delete-dialog").await?;
+    click(c, "#confirm-delete").await?;
+    let gone = format!("!document.querySelector('{}')", row(id));
     wait_js(c, &gone, "the deleted row to disappear").await?;
     assert_eq!(rows(c).await?.len(), before - 1);
     c.refresh().await?;
-    wait_js(
-        c,
-        &format!(
-            "document.querySelectorAll('table#keys tbody tr[data-key-id]').length === {}",
-            before - 1
-        ),
-        "the rows after reload",
-    )
-    .await?;
-    assert!(
-        js(c, &gone).await?.as_bool().unwrap_or(false),
-        "the deletion is permanent"
-    );
+    rows_are(c, before - 1, "the rows after reload").await?;
+    assert!(!has_row(c, id).await?, "the deletion is permanent");
+    Ok(())
+}
 
-    // The keyboard alone: Enter on "+ Create Key", type, Enter; Escape closes the panel, clears
-    // the key and gives focus back.
+/// The keyboard alone: Enter on "+ Create Key", type, Enter; Escape closes the panel, empties it
+/// and gives focus back. Then rotate that key with the default choice, "until the new key is
+/// first used": once an integration uses the replacement, the old key is gone.
+async fn by_keyboard_create_then_rotate_until_first_use(c: &Client, base: &str) -> TestResult {
     js(c, "document.getElementById('create-key').focus()").await?;
     c.active_element().await?.send_keys(&Key::Enter).await?;
-    wait_js(
-        c,
-        "document.getElementById('create-dialog').open",
-        "the create dialog",
-    )
-    .await?;
-    c.active_element()
-        .await?
-        .send_keys(&format!("Keyboard-made key{}", &*Key::Enter))
-        .await?;
-    wait_js(
-        c,
-        "document.getElementById('new-key-dialog').open && document.getElementById('new-key-value').textContent",
-        "the new key panel",
-    )
-    .await?;
+    dialog_opens(c, "create-dialog").await?;
+    let typed = format!("Keyboard-made key{}", &*Key::Enter);
+    c.active_element().await?.send_keys(&typed).await?;
+    key_in_panel(c).await?;
     c.active_element().await?.send_keys(&Key::Escape).await?;
-    wait_js(
-        c,
-        "!document.getElementById('new-key-dialog').open",
-        "Escape to close the panel",
-    )
-    .await?;
-    assert_eq!(
-        js(c, "document.getElementById('new-key-value').textContent").await?,
-        json!("")
-    );
-    wait_js(
-        c,
-        "document.activeElement && document.activeElement.id === 'create-key'",
-        "focus back on + Create Key",
-    )
-    .await?;
-    let kb_id = row_id_with_memo(c, "Keyboard-made key").await?;
-    let kb_row = format!("tr[data-key-id=\"{kb_id}\"]");
+    dialog_closes(c, "new-key-dialog").await?;
+    assert_eq!(panel_text(c).await?, "", "Escape empties the panel too");
+    focus_on(c, "#create-key", "focus back on + Create Key").await?;
+    let id = row_id_with_memo(c, "Keyboard-made key").await?;
 
-    // Rotate it with the default choice, "until the new key is first used": the old row says so,
-    // and once an integration uses the replacement, the old key is gone.
-    css(c, &format!("{kb_row} .rotate-key"))
-        .await?
-        .click()
-        .await?;
-    wait_js(
-        c,
-        "document.getElementById('rotate-dialog').open",
-        "the rotate dialog",
-    )
-    .await?;
-    let checked = js_string(
-        c,
-        "document.querySelector('#rotate-dialog input[name=grace]:checked').value",
-    )
-    .await?;
+    click(c, &format!("{} .rotate-key", row(id.as_str()))).await?;
+    dialog_opens(c, "rotate-dialog").await?;
+    let checked = "document.querySelector('#rotate-dialog input[name=grace]:checked').value";
     assert_eq!(
-        checked, "first-use",
-        "the default keeps the old key until the new one is used"
+        js_string(c, checked).await?,
+        "first-use",
+        "the default choice"
     );
-    css(c, "#confirm-rotate").await?.click().await?;
-    let replacement = wait_js(
-        c,
-        "document.getElementById('new-key-dialog').open && document.getElementById('new-key-value').textContent",
-        "the replacement key panel",
-    )
-    .await?
-    .as_str()
-    .unwrap_or_default()
-    .to_owned();
-    let note = css(c, "#rotate-note").await?.text().await?;
+    click(c, "#confirm-rotate").await?;
+    let replacement = key_in_panel(c).await?;
+    let note = text(c, "#rotate-note").await?;
     assert!(note.contains("until this key is first used"), "{note}");
-    css(c, "#close-new-key").await?.click().await?;
-    wait_js(
-        c,
-        "!document.getElementById('new-key-dialog').open",
-        "the panel to close",
-    )
-    .await?;
-    let expiry_js = format!("document.querySelector('{kb_row} .key-expiry')");
+    click(c, "#close-new-key").await?;
+    dialog_closes(c, "new-key-dialog").await?;
+    let expiry = format!("document.querySelector('{} .key-expiry')", row(&id));
     let expiry = wait_js(
         c,
-        &format!("{expiry_js} && {expiry_js}.textContent"),
-        "the old key's expiry",
+        &format!("{expiry} && {expiry}.textContent"),
+        "the expiry",
     )
     .await?;
     assert!(
         expiry.as_str().unwrap_or_default().contains("first use"),
         "{expiry}"
     );
+
     let r = reqwest::Client::new()
         .get(format!("{base}/api/v1/account"))
         .bearer_auth(&replacement)
@@ -1020,21 +540,23 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
     c.refresh().await?;
     wait_js(
         c,
-        "document.querySelector('table#keys tbody tr[data-key-id]')",
+        &format!("document.querySelector('{ROWS}')"),
         "the rows after reload",
     )
     .await?;
     assert!(
-        js(c, &format!("!document.querySelector('{kb_row}')"))
-            .await?
-            .as_bool()
-            .unwrap_or(false),
+        !has_row(c, &id).await?,
         "the old key is gone once its replacement was used"
     );
+    Ok(())
+}
 
-    // A cross-site form post with the admin's cookie is refused, and changes nothing.
+/// A cross-site form post carrying the admin's cookie is refused (no `X-Offkey-CSRF`, with or
+/// without a foreign `Origin`; and a foreign `Origin` even with the header), and the key list
+/// stays as it was.
+async fn cross_site_post_is_refused(base: &str, cookie: &str) -> TestResult {
     let http = reqwest::Client::new();
-    let list = |http: reqwest::Client, cookie: String| async move {
+    let ids = || async {
         let r = http
             .get(format!("{base}/v1/keys"))
             .header("Cookie", cookie)
@@ -1042,63 +564,52 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
             .await?;
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await?;
-        let ids: Vec<String> = v["keys"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|k| k["id"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let keys = v["keys"].as_array().cloned().unwrap_or_default();
+        let ids: Vec<String> = keys
+            .iter()
+            .filter_map(|k| k["id"].as_str().map(str::to_owned))
+            .collect();
         TestResult::Ok(ids)
     };
-    let ids_before = list(http.clone(), session_cookie.clone()).await?;
-    for (origin, what) in [
-        (Some("https://evil.example"), "a foreign Origin"),
-        (None, "no Origin"),
+    let before = ids().await?;
+    for (origin, csrf) in [
+        (Some("https://evil.example"), false),
+        (None, false),
+        (Some("https://evil.example"), true),
     ] {
         let mut req = http
             .post(format!("{base}/v1/keys"))
-            .header("Cookie", session_cookie.clone())
+            .header("Cookie", cookie)
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body("memo=pwned");
         if let Some(o) = origin {
             req = req.header("Origin", o);
         }
-        let r = req.send().await?;
+        if csrf {
+            req = req.header("X-Offkey-CSRF", "1");
+        }
+        let status = req.send().await?.status();
         assert_eq!(
-            r.status(),
-            403,
-            "a cookie POST without X-Offkey-CSRF and with {what} is refused"
+            status, 403,
+            "cookie POST, Origin {origin:?}, CSRF header {csrf}: refused"
         );
     }
-    // Even with the header, another site's Origin is refused.
-    let r = http
-        .post(format!("{base}/v1/keys"))
-        .header("Cookie", session_cookie.clone())
-        .header("Origin", "https://evil.example")
-        .header("X-Offkey-CSRF", "1")
-        .json(&json!({"memo": "pwned"}))
-        .send()
-        .await?;
-    assert_eq!(r.status(), 403, "a foreign Origin is refused");
-    assert_eq!(
-        list(http.clone(), session_cookie.clone()).await?,
-        ids_before,
-        "the key list is unchanged"
-    );
+    assert_eq!(ids().await?, before, "the key list is unchanged");
+    Ok(())
+}
 
-    // Sign out: back to /login, and the session is over.
-    css(c, "#sign-out").await?.click().await?;
+/// Sign out: back to /login, and the session is over.
+async fn sign_out(c: &Client, base: &str, cookie: &str) -> TestResult {
+    click(c, "#sign-out").await?;
     wait_js(
         c,
         "location.pathname === '/login'",
         "/login after signing out",
     )
     .await?;
-    let r = http
+    let r = reqwest::Client::new()
         .get(format!("{base}/v1/me"))
-        .header("Cookie", session_cookie)
+        .header("Cookie", cookie)
         .send()
         .await?;
     assert_eq!(r.status(), 401, "the session ended with sign-out");
@@ -1108,30 +619,22 @@ async fn admin_flow(c: &Client, base: &str, password: &str, legacy: &str) -> Tes
     Ok(())
 }
 
+/// A member: the admin-only message, no key table, no create button, and no key data asked for.
 async fn member_flow(c: &Client, base: &str, password: &str) -> TestResult {
     viewport(c, DESKTOP).await?;
     sign_in(c, base, "member@example.com", password).await?;
-    wait_js(
-        c,
-        "!document.getElementById('admin-only-message').hidden",
-        "the admin-only message",
-    )
-    .await?;
-    let message = css(c, "#admin-only-message").await?.text().await?;
-    assert!(
-        message.contains("Only team members with admin permissions can view and manage API keys"),
-        "{message}"
-    );
+    let shown = "!document.getElementById('admin-only-message').hidden";
+    wait_js(c, shown, "the admin-only message").await?;
+    let message = text(c, "#admin-only-message").await?;
+    let only = "Only team members with admin permissions can view and manage API keys";
+    assert!(message.contains(only), "{message}");
     assert!(message.contains("Ask an admin"), "{message}");
     assert!(rows(c).await?.is_empty(), "a member sees no keys");
     assert!(!visible(c, "table#keys").await?, "no key table");
     assert!(!visible(c, "#create-key").await?, "no create button");
-    // No key data was even asked for.
-    let fetched = js_string(
-        c,
-        "performance.getEntriesByType('resource').map(function(e){return e.name;}).join(' ')",
-    )
-    .await?;
+    let fetched =
+        "performance.getEntriesByType('resource').map(function(e){return e.name;}).join(' ')";
+    let fetched = js_string(c, fetched).await?;
     assert!(fetched.contains("/v1/me"), "{fetched}");
     assert!(
         !fetched.contains("/v1/keys"),
