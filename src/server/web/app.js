@@ -371,10 +371,11 @@
 
       var created = parseTime(key.created_at);
       var lastUsed = parseTime(key.last_used_at);
-      var stale = !lastUsed || now - lastUsed.getTime() > STALE_DAYS * DAY_MS;
-      var rotationDue = created && now - created.getTime() > ROTATE_DAYS * DAY_MS;
       var expiresIso = key.expires_at || state.expiries[key.id] && state.expiries[key.id].at;
       var expires = parseTime(expiresIso);
+      // A replaced key on its way out needs no advice to remove or rotate it.
+      var stale = !expires && (!lastUsed || now - lastUsed.getTime() > STALE_DAYS * DAY_MS);
+      var rotationDue = !expires && created && now - created.getTime() > ROTATE_DAYS * DAY_MS;
       if (stale) {
         tr.classList.add('is-stale');
       }
@@ -549,8 +550,8 @@
         createDialog.returnFocusTo = false;
         closeDialog(createDialog);
         showNewKey(created, opener, null);
-        return loadKeys();
-      }).catch(function (err) {
+        loadKeys().catch(function (err) { handleFailure(err); });
+      }, function (err) {
         submit.disabled = false;
         handleFailure(err, memoError);
       });
@@ -731,8 +732,8 @@
             : 'The old key (…' + key.last4 + ') keeps working until ' + exactTime(oldExpires) + '.';
         }
         showNewKey(created, opener, note);
-        return loadKeys();
-      }).catch(function (err) {
+        loadKeys().catch(function (err) { handleFailure(err); });
+      }, function (err) {
         button.disabled = false;
         handleFailure(err, $('rotate-error'));
       });
