@@ -11,7 +11,7 @@ use super::login::ServerArgs;
 use super::serve::DataArgs;
 use crate::client::ApiKey;
 use crate::key::{KeyKind, Secret, is_legacy_shape};
-use crate::store::{NewKey, Store, new_id};
+use crate::store::{NewKey, new_id};
 
 /// `offkey keys …`
 #[derive(Debug, clap::Subcommand)]

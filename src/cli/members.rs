@@ -9,7 +9,7 @@ use chrono::Utc;
 use super::Outcome;
 use super::serve::DataArgs;
 use crate::server::password;
-use crate::store::{NewMember, Role, Store, new_id};
+use crate::store::{NewMember, Role, new_id};
 
 /// Shortest password accepted.
 const MIN_PASSWORD: usize = 8;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 
 use super::Outcome;
 use crate::server::{AppState, serve};
-use crate::store::{SqliteStore, db_path, default_data_dir};
+use crate::store::{Store, default_data_dir};
 
 /// Where the key store lives.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,15 +21,18 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// The chosen data directory.
+    pub fn dir(&self) -> Result<PathBuf> {
+        match &self.data {
+            Some(d) => Ok(d.clone()),
+            None => default_data_dir()
+                .context("no data directory on this platform; pass --data DIR or set OFFKEY_DATA"),
+        }
+    }
+
     /// Open the store.
-    pub fn open(&self) -> Result<SqliteStore> {
-        let dir = match &self.data {
-            Some(d) => d.clone(),
-            None => default_data_dir().context(
-                "no data directory on this platform; pass --data DIR or set OFFKEY_DATA",
-            )?,
-        };
-        Ok(SqliteStore::open(&db_path(&dir))?)
+    pub fn open(&self) -> Result<Arc<dyn Store>> {
+        Ok(crate::store::open(&self.dir()?)?)
     }
 }
 
@@ -55,9 +58,8 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
         .with_target(false)
         .try_init()
         .ok();
-    let store = args.data.open()?;
-    let db = store.path().to_owned();
-    let state = AppState::new(Arc::new(store));
+    let dir = args.data.dir()?;
+    let state = AppState::new(crate::store::open(&dir)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -68,7 +70,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr().context("no local address")?;
         eprintln!("offkey serve listening on http://{addr}");
-        eprintln!("offkey serve store {}", db.display());
+        eprintln!("offkey serve data {}", dir.display());
         serve(listener, state, shutdown_signal())
             .await
             .context("the server failed")?;

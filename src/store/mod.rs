@@ -95,6 +95,12 @@ pub fn db_path(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("keys.db")
 }
 
+/// Open the store kept in `data_dir` (the embedded SQLite store, `keys.db`). The one place that
+/// picks a backend, so callers hold only a `dyn Store`.
+pub fn open(data_dir: &std::path::Path) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(std::sync::Arc::new(SqliteStore::open(&db_path(data_dir))?))
+}
+
 /// A fresh random id with a prefix, e.g. `key_3fQ…` (16 base62 characters, about 95 bits).
 pub fn new_id(prefix: &str) -> String {
     use rand::Rng;

@@ -32,7 +32,7 @@ const AUDIT_DEFAULT: usize = 100;
 const AUDIT_MAX: usize = 1000;
 
 /// Whether `text` holds a whole current key (so it must not be stored as a memo or location).
-fn contains_key(text: &str) -> bool {
+pub(crate) fn contains_key(text: &str) -> bool {
     let b = text.as_bytes();
     memchr::memmem::find_iter(b, crate::key::PREFIX.as_bytes()).any(|i| {
         b.get(i..i + crate::key::KEY_LEN)

@@ -73,7 +73,19 @@ pub async fn login(
     let Some(member) = member else {
         state.limiter().failed(&email, &addr, Instant::now());
         let entry = AuditEntry {
-            actor: Some(email.chars().take(200).collect()),
+            // What was typed as the email is kept only if it looks like one (not, say, a
+            // password or a key pasted into the wrong field).
+            actor: Some(
+                if email.contains('@')
+                    && email.len() <= 200
+                    && !email.contains(char::is_whitespace)
+                    && !crate::server::routes::keys::contains_key(&email)
+                {
+                    email.clone()
+                } else {
+                    "(not an email)".to_owned()
+                },
+            ),
             action: "login_failed".into(),
             key_id: None,
             detail: Some(format!("from {addr}")),
