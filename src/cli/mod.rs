@@ -11,6 +11,7 @@ pub mod hook;
 pub mod keys;
 pub mod login;
 pub mod members;
+pub mod progress;
 pub mod redact;
 pub mod rotate;
 pub mod scan;

@@ -201,8 +201,10 @@ pub fn collect(
     setup: &Setup,
     out: &mut Box<dyn Write + Send>,
 ) -> anyhow::Result<Collected> {
-    let files = AtomicU64::new(0);
-    let bytes = AtomicU64::new(0);
+    let counters = Arc::new(super::progress::Counters::default());
+    let _progress = super::progress::Progress::start(Arc::clone(&counters));
+    let files = &counters.files;
+    let bytes = &counters.bytes;
     let errors = AtomicU64::new(0);
     let found: Mutex<Vec<Finding>> = Mutex::new(Vec::new());
     // With --verify the lines wait for the verification, so each carries it.
@@ -293,7 +295,7 @@ pub fn collect(
             let mut scratch = Vec::new();
             let mut local = Vec::new();
             let mut warn = |m: String| eprintln!("offkey: warning: {m}");
-            let (files, bytes, errors, emit) = (&files, &bytes, &errors, &emit);
+            let (errors, emit) = (&errors, &emit);
             move |ev: Event<'_>| match ev {
                 Event::Blob(data, origin) => {
                     files.fetch_add(1, Ordering::Relaxed);

@@ -43,7 +43,7 @@ fn multitool() -> Option<PathBuf> {
 }
 
 /// Schema-valid, GitHub-ingestible (per the Multitool's Gh rules), no whole key, unique rules.
-fn check_sarif(path: &Path, keys: &[String]) -> serde_json::Value {
+pub fn check_sarif(path: &Path, keys: &[String]) -> serde_json::Value {
     let text = std::fs::read_to_string(path).expect("sarif written");
     assert_no_leak(&text, &keys.iter().map(String::as_str).collect::<Vec<_>>());
     let v: serde_json::Value = serde_json::from_str(&text).expect("sarif is JSON");
@@ -524,4 +524,11 @@ fn completions_man_and_init() {
     );
     // The starter config is valid: a scan with it works.
     assert_eq!(offkey(dir.path(), &["scan"], None).status.code(), Some(0));
+}
+
+#[test]
+fn this_repository_scans_clean() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let o = offkey(Path::new(root), &["scan", "."], None);
+    assert_eq!(o.status.code(), Some(0), "{}", all_output(&o));
 }

@@ -105,6 +105,31 @@ fn verify_says_active_with_memo_and_creator_then_revoked() {
             .is_some_and(|id| id.starts_with("key_"))
     );
     assert!(v["last_used_at"].is_null());
+    let sarif = dir
+        .path()
+        .join("..")
+        .join(format!("verified-{}.sarif", std::process::id()));
+    let o = env.run(
+        dir.path(),
+        &[
+            "scan",
+            "--verify",
+            "--format",
+            "sarif",
+            "-o",
+            sarif.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let sv = crate::integrations::check_sarif(&sarif, &[k.expose().to_owned()]);
+    let r = &sv["runs"][0]["results"][0];
+    assert_eq!(r["properties"]["verification"]["status"], "active");
+    assert!(
+        r["message"]["text"]
+            .as_str()
+            .is_some_and(|m| m.contains("ACTIVE"))
+    );
+    std::fs::remove_file(&sarif).ok();
     let o = env.run(dir.path(), &["scan", "--verify"]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
