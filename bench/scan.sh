@@ -95,7 +95,7 @@ if [ -x /usr/bin/time ]; then
   for i in 1 2 3; do
     /usr/bin/time -f %M -o "$work/rss.one" "$offkey" scan "$corpus" --format json -o /dev/null \
       >/dev/null 2>&1 || true
-    cat "$work/rss.one" >>"$rss"
+    tail -n 1 "$work/rss.one" >>"$rss"
   done
 fi
 
