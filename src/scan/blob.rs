@@ -9,7 +9,7 @@ use super::policy::Policy;
 const ALLOW_MARKER: &[u8] = b"offkey:allow";
 
 /// Scan `data` (from `origin`) and append its findings to `out`. `scratch` is reused between
-/// calls to keep allocation off the hot path.
+/// calls to keep allocation off the hot path. Answers whether any prefilter literal occurred.
 pub fn scan_blob(
     matcher: &Matcher,
     policy: &Policy,
@@ -17,10 +17,10 @@ pub fn scan_blob(
     origin: &Origin,
     scratch: &mut Vec<Match>,
     out: &mut Vec<Finding>,
-) {
-    matcher.find(data, scratch);
+) -> bool {
+    let hits = matcher.find(data, scratch);
     if scratch.is_empty() {
-        return;
+        return hits;
     }
     let mut lines = LineIndex::new(data);
     for m in scratch.iter() {
@@ -29,6 +29,7 @@ pub fn scan_blob(
             out.push(f);
         }
     }
+    true
 }
 
 /// A match → a finding, unless an `offkey:allow` comment, the rule's path allowlist or the
@@ -125,9 +126,13 @@ impl<'a> LineIndex<'a> {
         if offset < self.pos {
             *self = LineIndex::new(self.data);
         }
-        for nl in memchr::memchr_iter(b'\n', &self.data[self.pos..offset]) {
-            self.line += 1;
-            self.line_start = self.pos + nl + 1;
+        // One SIMD count over the gap rather than a call per newline: lines are only asked for
+        // where there are findings, but in a big file those can be far apart.
+        let gap = &self.data[self.pos..offset];
+        let n = bytecount::count(gap, b'\n');
+        if n > 0 {
+            self.line += n;
+            self.line_start = self.pos + memchr::memrchr(b'\n', gap).map_or(0, |i| i + 1);
         }
         self.pos = offset;
         let column = 1 + self.data[self.line_start..offset]

@@ -1,5 +1,5 @@
 //! Any blob → findings: archives are opened (within limits) and their members scanned as blobs;
-//! everything else gets the plain pass, and a file that found something and looks like an AI
+//! everything else gets the plain pass, and a file where it saw a trigger and that looks like an AI
 //! chat export or a HAR capture is parsed so its findings name the conversation and message (or
 //! the HAR entry and field). A malformed export keeps its plain findings, with a warning.
 
@@ -67,8 +67,9 @@ pub fn scan_any(
         }
     }
     let start = out.len();
-    scan_blob(matcher, policy, data, origin, scratch, out);
-    if out.len() == start {
+    // Structured files are parsed only when the plain pass saw a trigger at all (a key, or a
+    // context word such as a HAR header name on the line before its value).
+    if !scan_blob(matcher, policy, data, origin, scratch, out) {
         return;
     }
     let Some(kind) = decode::sniff(data) else {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind, packed};
 
 use crate::decode::{self, Encoding};
 use crate::key::Secret;
@@ -25,9 +25,9 @@ pub struct Match {
 }
 
 /// What one prefilter pattern stands for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Slot {
-    Rule(Trigger),
+    Rule(Vec<Trigger>),
     Encoded(decode::Form),
 }
 
@@ -35,6 +35,9 @@ enum Slot {
 #[derive(Debug)]
 pub struct Matcher {
     rules: Arc<RuleSet>,
+    /// The packed (Teddy) searcher, forced rather than left to aho-corasick's heuristics: with
+    /// every literal starting with `o`/`O` those pick a start-byte filter that stops at every `o`.
+    packed: Option<packed::Searcher>,
     ac: AhoCorasick,
     slots: Vec<Slot>,
     /// Longest pattern, for callers that scan in overlapping chunks.
@@ -47,9 +50,9 @@ impl Matcher {
     pub fn new(rules: Arc<RuleSet>, decode: bool) -> Self {
         let mut patterns: Vec<Vec<u8>> = Vec::new();
         let mut slots = Vec::new();
-        for (lit, trig) in &rules.triggers {
+        for (lit, trigs) in &rules.triggers {
             patterns.push(lit.clone());
-            slots.push(Slot::Rule(*trig));
+            slots.push(Slot::Rule(trigs.clone()));
         }
         if decode {
             for rule in &rules.rules {
@@ -67,6 +70,11 @@ impl Matcher {
             .match_kind(MatchKind::LeftmostFirst)
             .build(&patterns)
             .expect("trigger literals are non-empty and few");
+        let packed = packed::Config::new()
+            .match_kind(packed::MatchKind::LeftmostFirst)
+            .builder()
+            .extend(&patterns)
+            .build();
         let max_rule = rules.rules.iter().map(|r| r.max_len).max().unwrap_or(0);
         let max_ctx = rules
             .rules
@@ -76,6 +84,7 @@ impl Matcher {
             .unwrap_or(0);
         Matcher {
             rules,
+            packed,
             ac,
             slots,
             max_window: max_rule.max(max_ctx) + 16,
@@ -92,43 +101,76 @@ impl Matcher {
         self.max_window * 4
     }
 
-    /// Every secret in `data`, in order of position. `out` is cleared first.
-    pub fn find(&self, data: &[u8], out: &mut Vec<Match>) {
+    /// Every secret in `data`, in order of position. `out` is cleared first. Answers whether
+    /// any prefilter literal occurred at all (even where nothing was confirmed).
+    pub fn find(&self, data: &[u8], out: &mut Vec<Match>) -> bool {
         out.clear();
-        self.find_depth(data, out, 0);
+        let hits = self.find_depth(data, out, 0);
         out.sort_by_key(|m| (m.start, m.rule));
         out.dedup_by(|b, a| a.start == b.start && a.rule == b.rule);
+        hits
     }
 
-    pub(crate) fn find_depth(&self, data: &[u8], out: &mut Vec<Match>, depth: u8) {
+    pub(crate) fn find_depth(&self, data: &[u8], out: &mut Vec<Match>, depth: u8) -> bool {
         let mut last_start: Vec<Option<usize>> = vec![None; self.rules.rules.len()];
         let mut skip_until = 0usize;
-        for hit in self.ac.find_iter(data) {
-            let p = hit.start();
-            match self.slots[hit.pattern().as_usize()] {
-                Slot::Rule(Trigger::Keyword { rule, keyword }) => {
+        let mut any = false;
+        let mut visit = |pattern: usize, p: usize| {
+            any = true;
+            match &self.slots[pattern] {
+                Slot::Rule(trigs) => {
+                    for t in trigs {
+                        self.trigger(data, *t, p, &mut last_start, out);
+                    }
+                }
+                Slot::Encoded(form) => {
+                    if depth < 3 && p >= skip_until {
+                        skip_until = super::encoded::expand(self, data, p, *form, depth, out);
+                    }
+                }
+            }
+        };
+        match &self.packed {
+            Some(ps) => ps
+                .find_iter(data)
+                .for_each(|m| visit(m.pattern().as_usize(), m.start())),
+            None => self
+                .ac
+                .find_iter(data)
+                .for_each(|m| visit(m.pattern().as_usize(), m.start())),
+        }
+        any
+    }
+
+    /// One rule trigger at `p`.
+    fn trigger(
+        &self,
+        data: &[u8],
+        t: Trigger,
+        p: usize,
+        last_start: &mut [Option<usize>],
+        out: &mut Vec<Match>,
+    ) {
+        {
+            match t {
+                Trigger::Keyword { rule, keyword } => {
                     let r = &self.rules.rules[rule];
                     let kw_len = r.keywords[keyword].len();
                     let ws = p.saturating_sub(r.max_len);
                     let we = (p + kw_len + r.max_len).min(data.len());
-                    self.confirm(data, rule, ws, we, Some((p, kw_len)), &mut last_start, out);
+                    self.confirm(data, rule, ws, we, Some((p, kw_len)), last_start, out);
                 }
-                Slot::Rule(Trigger::Context { rule, word }) => {
+                Trigger::Context { rule, word } => {
                     let r = &self.rules.rules[rule];
-                    let Some(ctx) = &r.context else { continue };
+                    let Some(ctx) = &r.context else { return };
                     let w = &ctx.words[word];
                     if data.len() < p + w.len() || !data[p..p + w.len()].eq_ignore_ascii_case(w) {
-                        continue;
+                        return;
                     }
                     let ws = p + w.len();
                     let limit = (p + ctx.within + r.max_len + 1).min(data.len());
                     let we = memchr::memchr(b'\n', &data[ws..limit]).map_or(limit, |i| ws + i);
-                    self.confirm_context(data, rule, p, ws, we, &mut last_start, out);
-                }
-                Slot::Encoded(form) => {
-                    if depth < 3 && p >= skip_until {
-                        skip_until = super::encoded::expand(self, data, p, form, depth, out);
-                    }
+                    self.confirm_context(data, rule, p, ws, we, last_start, out);
                 }
             }
         }
