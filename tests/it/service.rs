@@ -30,6 +30,25 @@ fn cli_and_client_end_to_end() {
         .assert()
         .code(2);
 
+    let wrong = cli()
+        .args([
+            "login",
+            "--server",
+            &server.url,
+            "--email",
+            "admin@example.com",
+        ])
+        .arg("--password-stdin")
+        .write_stdin("not-the-password\n")
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let wrong = String::from_utf8_lossy(&wrong);
+    assert!(wrong.contains("wrong email or password"), "{wrong}");
+    assert_secret_free(&wrong, &["not-the-password"]);
+
     cli()
         .args([
             "login",
@@ -293,6 +312,31 @@ fn legacy_import_and_restart_keep_every_key() {
             .account(&secret)
             .expect("legacy key authenticates");
     }
+    // The CLI's table, with the server and token from the environment: legacy keys show a
+    // blank "created by" and "never" as last use... until the use above, which says "just now".
+    let table = offkey(config.path())
+        .args(["keys", "list"])
+        .env("OFFKEY_SERVER", &server.url)
+        .env("OFFKEY_TOKEN", token.expose())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let table = String::from_utf8(table).expect("utf-8");
+    let row = table
+        .lines()
+        .find(|l| l.contains("ERP link 0"))
+        .expect("legacy row");
+    assert!(row.contains(&format!("…{}", &legacy[0][28..])), "{row}");
+    assert!(row.contains("2019-03-01"), "{row}");
+    assert!(row.contains("just now"), "{row}");
+    assert!(
+        !row.contains("Test Person"),
+        "no creator for legacy keys: {row}"
+    );
+    assert_secret_free(&table, &[&legacy[0]]);
+
     let mut created = Vec::new();
     for i in 0..10 {
         created.push(client.create_key(&format!("key {i}")).expect("create"));
