@@ -27,10 +27,17 @@ impl ServerArgs {
                 bail!("no key service: run `offkey login --server URL` or pass --server")
             }
         };
+        let same =
+            |a: &str, b: &str| a.trim().trim_end_matches('/') == b.trim().trim_end_matches('/');
         let token = match std::env::var("OFFKEY_TOKEN") {
             Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
+            // The saved token goes only to the server that issued it.
             _ => match &saved {
-                Some(c) => c.token.clone(),
+                Some(c) if same(&c.server, &server) => c.token.clone(),
+                Some(c) => bail!(
+                    "signed in to {}, not {server}: run `offkey login --server {server}` or set OFFKEY_TOKEN",
+                    c.server
+                ),
                 None => bail!("not signed in: run `offkey login` or set OFFKEY_TOKEN"),
             },
         };

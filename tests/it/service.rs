@@ -94,6 +94,16 @@ fn cli_and_client_end_to_end() {
     assert_secret_free(&stderr, &[&key, &token]);
     let last4 = &key[key.len() - 4..];
 
+    // The saved token is never sent to another server.
+    let other = cli()
+        .args(["keys", "list", "--server", "http://127.0.0.1:9"])
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&other).contains("signed in to"));
+
     // The table: memo, …last4, created by, never used.
     let table = cli()
         .args(["keys", "list"])
