@@ -73,6 +73,18 @@ pub fn run(args: LoginArgs) -> Result<Outcome> {
         },
     };
     let client = Client::new(&server)?;
+    if let Some(rest) = client.base_url().strip_prefix("http://") {
+        let host = rest.split('/').next().unwrap_or("");
+        let local = ["localhost", "127.", "[::1]"]
+            .iter()
+            .any(|l| host.starts_with(l));
+        if !local {
+            eprintln!(
+                "warning: {} is plain http: the password and session token cross the network unencrypted",
+                client.base_url()
+            );
+        }
+    }
     let password = super::members::read_password(args.password_stdin, false)?;
     let login = client.login(args.email.trim(), &password)?;
     let saved = config::save(&LoginConfig {
