@@ -27,10 +27,17 @@ impl ServerArgs {
                 bail!("no key service: run `offkey login --server URL` or pass --server")
             }
         };
+        let same =
+            |a: &str, b: &str| a.trim().trim_end_matches('/') == b.trim().trim_end_matches('/');
         let token = match std::env::var("OFFKEY_TOKEN") {
             Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
+            // The saved token goes only to the server that issued it.
             _ => match &saved {
-                Some(c) => c.token.clone(),
+                Some(c) if same(&c.server, &server) => c.token.clone(),
+                Some(c) => bail!(
+                    "signed in to {}, not {server}: run `offkey login --server {server}` or set OFFKEY_TOKEN",
+                    c.server
+                ),
                 None => bail!("not signed in: run `offkey login` or set OFFKEY_TOKEN"),
             },
         };
@@ -66,6 +73,18 @@ pub fn run(args: LoginArgs) -> Result<Outcome> {
         },
     };
     let client = Client::new(&server)?;
+    if let Some(rest) = client.base_url().strip_prefix("http://") {
+        let host = rest.split('/').next().unwrap_or("");
+        let local = ["localhost", "127.", "[::1]"]
+            .iter()
+            .any(|l| host.starts_with(l));
+        if !local {
+            eprintln!(
+                "warning: {} is plain http: the password and session token cross the network unencrypted",
+                client.base_url()
+            );
+        }
+    }
     let password = super::members::read_password(args.password_stdin, false)?;
     let login = client.login(args.email.trim(), &password)?;
     let saved = config::save(&LoginConfig {

@@ -1291,3 +1291,45 @@ async fn removed_member_session_stops_working() {
     let a = call(&f.app, Method::GET, "/v1/me", Auth::Bearer(&f.member), None).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_requests_in_flight() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = fixture();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState::new(f.store.clone());
+    let server = tokio::spawn(super::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    // A create whose body is still arriving when the shutdown signal comes.
+    let body = json!({"memo": "in flight"}).to_string();
+    let head = format!(
+        "POST /v1/keys HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        f.admin,
+        body.len()
+    );
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    conn.write_all(head.as_bytes()).await.expect("write");
+    conn.write_all(&body.as_bytes()[..5]).await.expect("write");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.send(()).expect("signal");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!server.is_finished(), "waits for the request in flight");
+    conn.write_all(&body.as_bytes()[5..]).await.expect("write");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.expect("read");
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("stops once idle")
+        .expect("joined")
+        .expect("served");
+    let keys = f.store.list_keys(Utc::now()).expect("list");
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].memo, "in flight");
+}

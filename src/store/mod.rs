@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 pub use error::StoreError;
 pub use model::{
     AuditEntry, AuditEvent, Credentials, Exposure, ExposureReport, ExposureSummary, ImportCount,
-    KeyRecord, LookupHit, LookupStatus, Member, MemberRef, NewKey, NewMember, Role, Rotation,
-    Session,
+    KeyCheck, KeyRecord, LookupHit, LookupStatus, Member, MemberRef, NewKey, NewMember, Role,
+    Rotation, Session,
 };
 pub use sqlite::SqliteStore;
 
@@ -66,6 +66,9 @@ pub trait Store: Send + Sync + 'static {
     fn rotate_key(&self, rotation: Rotation, actor: &str) -> Result<Option<KeyRecord>>;
     /// Status of each hash, in order. Never changes `last_used_at`.
     fn lookup(&self, hashes: &[String], now: DateTime<Utc>, actor: &str) -> Result<Vec<LookupHit>>;
+    /// Whether a key works and whether its use needs recording; reads only (cheap enough for
+    /// the hot path of the integration API).
+    fn check_key(&self, sha256: &str, now: DateTime<Utc>) -> Result<KeyCheck>;
     /// Authenticate an integration request: the id of the working key with this hash, recording
     /// the use (coalesced to [`LAST_USED_RESOLUTION`]) and, on a rotated key's first use,
     /// retiring the key it replaced when asked to. `None` for unknown, deleted or expired keys.

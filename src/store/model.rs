@@ -240,3 +240,14 @@ pub struct ImportCount {
     /// Already in the store (same hash).
     pub skipped: usize,
 }
+
+/// What a key's hash opens, without recording a use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// Unknown, deleted or expired.
+    Refused,
+    /// Works, and its use was recorded less than [`super::LAST_USED_RESOLUTION`] ago.
+    Recent(String),
+    /// Works, and a use should be recorded now ([`super::Store::use_key`]).
+    Stale(String),
+}

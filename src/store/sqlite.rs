@@ -11,8 +11,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use super::{
     AuditEntry, AuditEvent, Credentials, Exposure, ExposureReport, ExposureSummary, ImportCount,
-    KeyRecord, LAST_USED_RESOLUTION, LookupHit, LookupStatus, Member, MemberRef, NewKey, NewMember,
-    Result, Role, Rotation, Session, Store, StoreError,
+    KeyCheck, KeyRecord, LAST_USED_RESOLUTION, LookupHit, LookupStatus, Member, MemberRef, NewKey,
+    NewMember, Result, Role, Rotation, Session, Store, StoreError,
 };
 use crate::key::KeyKind;
 
@@ -183,6 +183,40 @@ fn key_by(conn: &Connection, column: &str, value: &str) -> rusqlite::Result<Opti
     conn.prepare_cached(&sql)?
         .query_row([value], key_from_row)
         .optional()
+}
+
+/// What authenticating a key needs to know.
+struct UseRow {
+    id: String,
+    last_used_at: Option<i64>,
+    deleted_at: Option<i64>,
+    expires_at: Option<i64>,
+    retire_replaced_on_first_use: bool,
+    replaces: Option<String>,
+}
+
+impl UseRow {
+    fn works(&self, now: DateTime<Utc>) -> bool {
+        self.deleted_at.is_none() && self.expires_at.is_none_or(|e| e > ms(now))
+    }
+}
+
+fn use_row(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<UseRow>> {
+    conn.prepare_cached(
+        "SELECT id, last_used_at, deleted_at, expires_at, retire_replaced_on_first_use, replaces
+         FROM keys WHERE sha256 = ?1",
+    )?
+    .query_row([sha256], |r| {
+        Ok(UseRow {
+            id: r.get(0)?,
+            last_used_at: r.get(1)?,
+            deleted_at: r.get(2)?,
+            expires_at: r.get(3)?,
+            retire_replaced_on_first_use: r.get(4)?,
+            replaces: r.get(5)?,
+        })
+    })
+    .optional()
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -599,68 +633,59 @@ impl Store for SqliteStore {
             Ok(out)
         })?;
         let known = hits.iter().filter(|h| h.key.is_some()).count();
-        self.audit(
-            AuditEntry {
-                actor: Some(actor.to_owned()),
-                action: "lookup".into(),
-                key_id: None,
-                detail: Some(format!("{} hashes, {known} known", hashes.len())),
-            },
-            now,
-        )?;
+        let detail = format!("{} hashes, {known} known", hashes.len());
+        self.with_writer(|conn| {
+            // A lookup changes nothing, so its audit row need not wait for the disk: in WAL mode
+            // synchronous=NORMAL still survives a crash of the process (only a power cut can
+            // lose it), and the next FULL commit syncs it along. This keeps a lookup's latency
+            // free of fsync stalls.
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            let written = insert_audit(conn, now, Some(actor), "lookup", None, Some(&detail));
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            Ok(written?)
+        })?;
         Ok(hits)
     }
 
-    fn use_key(&self, sha256: &str, now: DateTime<Utc>) -> Result<Option<String>> {
-        type Row = (
-            String,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            bool,
-            Option<String>,
-        );
-        let lookup = |conn: &Connection| -> rusqlite::Result<Option<Row>> {
-            conn.prepare_cached(
-                "SELECT id, last_used_at, deleted_at, expires_at,
-                        retire_replaced_on_first_use, replaces
-                 FROM keys WHERE sha256 = ?1",
-            )?
-            .query_row([sha256], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })
-            .optional()
+    fn check_key(&self, sha256: &str, now: DateTime<Utc>) -> Result<KeyCheck> {
+        let Some(row) = self.with_reader(|conn| Ok(use_row(conn, sha256)?))? else {
+            return Ok(KeyCheck::Refused);
         };
-        let works = |row: &Row| row.2.is_none() && row.3.is_none_or(|e| e > ms(now));
-        let Some(row) = self.with_reader(|conn| Ok(lookup(conn)?))? else {
-            return Ok(None);
-        };
-        if !works(&row) {
-            return Ok(None);
+        if !row.works(now) {
+            return Ok(KeyCheck::Refused);
         }
         let fresh = row
-            .1
+            .last_used_at
             .is_some_and(|t| ms(now) - t < LAST_USED_RESOLUTION.num_milliseconds());
-        if fresh {
-            return Ok(Some(row.0));
+        Ok(if fresh {
+            KeyCheck::Recent(row.id)
+        } else {
+            KeyCheck::Stale(row.id)
+        })
+    }
+
+    fn use_key(&self, sha256: &str, now: DateTime<Utc>) -> Result<Option<String>> {
+        match self.check_key(sha256, now)? {
+            KeyCheck::Refused => return Ok(None),
+            KeyCheck::Recent(id) => return Ok(Some(id)),
+            KeyCheck::Stale(_) => {}
         }
         // Record the use; re-read under the writer so a delete that just happened wins.
         self.with_writer(|conn| {
             let tx = conn.transaction()?;
-            let Some(row) = lookup(&tx)? else {
+            let Some(row) = use_row(&tx, sha256)? else {
                 return Ok(None);
             };
-            if !works(&row) {
+            if !row.works(now) {
                 return Ok(None);
             }
-            let (id, last_used, _, _, retire, replaces) = row;
+            let UseRow {
+                id,
+                last_used_at: last_used,
+                retire_replaced_on_first_use: retire,
+                replaces,
+                ..
+            } = row;
             tx.prepare_cached("UPDATE keys SET last_used_at = ?1 WHERE id = ?2")?
                 .execute(params![ms(now), id])?;
             if last_used.is_none() && retire {
@@ -813,6 +838,10 @@ mod tests {
         let hits = s.lookup(&[secret.sha256()], now, "t").expect("lookup");
         assert_eq!(hits[0].status, LookupStatus::Active);
         assert!(hits[0].key.as_ref().expect("key").last_used_at.is_none());
+        let sync: i64 = lock(&s.writer)
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("sync");
+        assert_eq!(sync, 2, "back to FULL after the lookup's audit row");
         assert_eq!(
             s.use_key(&secret.sha256(), now).expect("use"),
             Some(id.clone())

@@ -30,6 +30,25 @@ fn cli_and_client_end_to_end() {
         .assert()
         .code(2);
 
+    let wrong = cli()
+        .args([
+            "login",
+            "--server",
+            &server.url,
+            "--email",
+            "admin@example.com",
+        ])
+        .arg("--password-stdin")
+        .write_stdin("not-the-password\n")
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let wrong = String::from_utf8_lossy(&wrong);
+    assert!(wrong.contains("wrong email or password"), "{wrong}");
+    assert_secret_free(&wrong, &["not-the-password"]);
+
     cli()
         .args([
             "login",
@@ -74,6 +93,16 @@ fn cli_and_client_end_to_end() {
     );
     assert_secret_free(&stderr, &[&key, &token]);
     let last4 = &key[key.len() - 4..];
+
+    // The saved token is never sent to another server.
+    let other = cli()
+        .args(["keys", "list", "--server", "http://127.0.0.1:9"])
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&other).contains("signed in to"));
 
     // The table: memo, …last4, created by, never used.
     let table = cli()
@@ -293,6 +322,31 @@ fn legacy_import_and_restart_keep_every_key() {
             .account(&secret)
             .expect("legacy key authenticates");
     }
+    // The CLI's table, with the server and token from the environment: legacy keys show a
+    // blank "created by" and "never" as last use... until the use above, which says "just now".
+    let table = offkey(config.path())
+        .args(["keys", "list"])
+        .env("OFFKEY_SERVER", &server.url)
+        .env("OFFKEY_TOKEN", token.expose())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let table = String::from_utf8(table).expect("utf-8");
+    let row = table
+        .lines()
+        .find(|l| l.contains("ERP link 0"))
+        .expect("legacy row");
+    assert!(row.contains(&format!("…{}", &legacy[0][28..])), "{row}");
+    assert!(row.contains("2019-03-01"), "{row}");
+    assert!(row.contains("just now"), "{row}");
+    assert!(
+        !row.contains("Test Person"),
+        "no creator for legacy keys: {row}"
+    );
+    assert_secret_free(&table, &[&legacy[0]]);
+
     let mut created = Vec::new();
     for i in 0..10 {
         created.push(client.create_key(&format!("key {i}")).expect("create"));
@@ -418,5 +472,124 @@ fn members_cli() {
         .args(["members", "remove", "bo@example.com"])
         .assert()
         .code(2);
+    server.stop();
+}
+
+/// What the web page does, over a real socket: sign in, use the session cookie, the CSRF header
+/// and the same-origin check; and what a cross-site form cannot do.
+#[test]
+fn browser_session_over_the_socket() {
+    let data = tempfile::tempdir().expect("temp dir");
+    add_member(data.path(), "admin@example.com", "admin", PASSWORD);
+    let server = Server::start(data.path());
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("http");
+    let url = |p: &str| format!("{}{p}", server.url);
+
+    let page = http.get(url("/settings/api-keys")).send().expect("page");
+    assert_eq!(page.status(), 200);
+    let h = page.headers();
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let root = http.get(url("/")).send().expect("root");
+    assert!(root.status().is_redirection());
+    assert_eq!(root.headers()["location"], "/settings/api-keys");
+
+    let login = http
+        .post(url("/v1/session"))
+        .header("Origin", &server.url)
+        .json(&serde_json::json!({"email": "admin@example.com", "password": PASSWORD}))
+        .send()
+        .expect("login");
+    assert_eq!(login.status(), 200);
+    assert_eq!(login.headers()["cache-control"], "no-store");
+    let set_cookie = login.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
+    let cookie = set_cookie.split(';').next().expect("pair").to_owned();
+    assert!(cookie.starts_with("offkey_session="));
+
+    let me = http
+        .get(url("/v1/me"))
+        .header("Cookie", &cookie)
+        .send()
+        .expect("me");
+    assert_eq!(me.status(), 200);
+    let me: serde_json::Value = me.json().expect("json");
+    assert_eq!(me["role"], "admin");
+
+    let post = |origin: Option<&str>, csrf: bool| {
+        let mut req = http
+            .post(url("/v1/keys"))
+            .header("Cookie", &cookie)
+            .json(&serde_json::json!({"memo": "from the page"}));
+        if let Some(o) = origin {
+            req = req.header("Origin", o);
+        }
+        if csrf {
+            req = req.header("X-Offkey-CSRF", "1");
+        }
+        req.send().expect("post")
+    };
+    let refused = post(Some(&server.url), false);
+    assert_eq!(refused.status(), 403);
+    let body: serde_json::Value = refused.json().expect("json");
+    assert_eq!(body["error"]["code"], "csrf");
+    assert_eq!(post(Some("https://evil.example"), true).status(), 403);
+    let form = http
+        .post(url("/v1/keys"))
+        .header("Cookie", &cookie)
+        .header("Origin", "https://evil.example")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("memo=pwned")
+        .send()
+        .expect("form");
+    assert_eq!(form.status(), 403);
+    let created = post(Some(&server.url), true);
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let list: serde_json::Value = http
+        .get(url("/v1/keys"))
+        .header("Cookie", &cookie)
+        .send()
+        .expect("list")
+        .json()
+        .expect("json");
+    assert_eq!(
+        list["keys"].as_array().expect("keys").len(),
+        1,
+        "only the page's key"
+    );
+
+    let out = http
+        .delete(url("/v1/session"))
+        .header("Cookie", &cookie)
+        .header("X-Offkey-CSRF", "1")
+        .send()
+        .expect("logout");
+    assert_eq!(out.status(), 204);
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .contains("Max-Age=0")
+    );
+    let me = http
+        .get(url("/v1/me"))
+        .header("Cookie", &cookie)
+        .send()
+        .expect("me");
+    assert_eq!(me.status(), 401);
     server.stop();
 }
