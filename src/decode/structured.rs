@@ -3,8 +3,13 @@
 //! file name; each yields the texts to scan with where they sit (conversation, message, role,
 //! time; or HAR entry and field).
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
 use base64::Engine;
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Which structured format a file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,29 +59,41 @@ pub fn sniff(data: &[u8]) -> Option<Structured> {
     }
 }
 
-/// The texts of a structured file, or why it does not parse as that format.
-pub fn parts(data: &[u8], kind: Structured) -> Result<Vec<Part>, String> {
+/// The texts of a structured file that contain one of the `interesting` byte offsets (keys and
+/// context words the plain pass saw), or why it does not parse as that format. The document is
+/// parsed as a skeleton that borrows every message as raw JSON; only messages holding an
+/// interesting offset are decoded, so a large export costs one validating pass.
+pub fn parts(data: &[u8], kind: Structured, interesting: &[usize]) -> Result<Vec<Part>, String> {
+    let mut sorted = interesting.to_vec();
+    sorted.sort_unstable();
+    let wanted = |raw: &RawValue| -> bool {
+        let start = raw.get().as_ptr() as usize - data.as_ptr() as usize;
+        let end = start + raw.get().len();
+        let i = sorted.partition_point(|&o| o < start);
+        i < sorted.len() && sorted[i] < end
+    };
     match kind {
-        Structured::ChatJsonl => jsonl(data),
-        _ => {
-            let v: Value =
-                serde_json::from_slice(data).map_err(|e| format!("not valid JSON: {e}"))?;
-            match kind {
-                Structured::ChatGpt => chatgpt(&v),
-                Structured::Claude => claude(&v),
-                Structured::Har => har(&v),
-                Structured::ChatJsonl => unreachable!("handled above"),
-            }
-        }
+        Structured::ChatJsonl => jsonl(data, &sorted),
+        Structured::ChatGpt => chatgpt(data, &wanted),
+        Structured::Claude => claude(data, &wanted),
+        Structured::Har => har(data, &wanted),
     }
 }
 
-fn as_list(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(a) => a.iter().collect(),
-        Value::Object(_) => vec![v],
-        _ => Vec::new(),
-    }
+fn parse_raw(raw: &RawValue) -> Result<Value, String> {
+    serde_json::from_str(raw.get()).map_err(|e| format!("not valid JSON: {e}"))
+}
+
+/// A top-level list of items, or one item (decided by the first byte, since an untagged enum
+/// cannot borrow raw JSON).
+fn one_or_many<'a, T: Deserialize<'a>>(data: &'a [u8], what: &str) -> Result<Vec<T>, String> {
+    let list = data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let r = if list {
+        serde_json::from_slice::<Vec<T>>(data)
+    } else {
+        serde_json::from_slice::<T>(data).map(|t| vec![t])
+    };
+    r.map_err(|e| format!("not {what}: {e}"))
 }
 
 /// Every string inside `v`, joined by newlines.
@@ -118,23 +135,44 @@ fn unix_time(v: Option<&Value>) -> Option<String> {
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
-fn chatgpt(v: &Value) -> Result<Vec<Part>, String> {
-    let convs = as_list(v);
-    if convs.is_empty() {
-        return Err("expected a list of conversations".into());
-    }
+#[derive(Deserialize)]
+struct GptConv<'a> {
+    #[serde(borrow, default)]
+    title: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    conversation_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    mapping: HashMap<Cow<'a, str>, GptNode<'a>>,
+}
+
+#[derive(Deserialize)]
+struct GptNode<'a> {
+    #[serde(borrow, default)]
+    parent: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    children: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+}
+
+fn chatgpt(data: &[u8], wanted: &dyn Fn(&RawValue) -> bool) -> Result<Vec<Part>, String> {
+    let convs: Vec<GptConv<'_>> = one_or_many(data, "a ChatGPT export")?;
     let mut out = Vec::new();
     for conv in convs {
-        let mapping = conv
-            .get("mapping")
-            .and_then(Value::as_object)
-            .ok_or("a conversation has no \"mapping\" object")?;
-        let title = str_of(conv, "title")
+        let title = conv
+            .title
+            .as_deref()
             .filter(|t| !t.is_empty())
-            .or_else(|| str_of(conv, "conversation_id"))
-            .or_else(|| str_of(conv, "id"));
-        let msgs = conversation_order(mapping);
-        for (idx, m) in msgs.into_iter().enumerate() {
+            .or(conv.conversation_id.as_deref())
+            .or(conv.id.as_deref())
+            .map(str::to_owned);
+        for (idx, raw) in conversation_order(&conv.mapping).into_iter().enumerate() {
+            if !wanted(raw) {
+                continue;
+            }
+            let m = parse_raw(raw)?;
             let mut text = String::new();
             if let Some(c) = m.get("content") {
                 content_text(c, &mut text);
@@ -161,20 +199,21 @@ fn chatgpt(v: &Value) -> Result<Vec<Part>, String> {
 }
 
 /// Messages of a ChatGPT `mapping` in conversation order: depth first from the root node(s)
-/// along `children`, so every branch is included; nodes no walk reaches come last, by time.
-fn conversation_order(mapping: &serde_json::Map<String, Value>) -> Vec<&Value> {
+/// along `children`, so every branch is included; nodes no walk reaches come last.
+fn conversation_order<'a>(mapping: &HashMap<Cow<'a, str>, GptNode<'a>>) -> Vec<&'a RawValue> {
     let mut out = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut stack: Vec<&str> = mapping
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut roots: Vec<&str> = mapping
         .iter()
         .filter(|(id, n)| {
-            n.get("parent")
-                .and_then(Value::as_str)
-                .is_none_or(|p| !mapping.contains_key(p) || p == id.as_str())
+            n.parent
+                .as_deref()
+                .is_none_or(|p| !mapping.contains_key(p) || p == id.as_ref())
         })
-        .map(|(id, _)| id.as_str())
+        .map(|(id, _)| id.as_ref())
         .collect();
-    stack.reverse();
+    roots.sort_unstable();
+    let mut stack: Vec<&str> = roots.into_iter().rev().collect();
     while let Some(id) = stack.pop() {
         if !seen.insert(id) {
             continue;
@@ -182,47 +221,52 @@ fn conversation_order(mapping: &serde_json::Map<String, Value>) -> Vec<&Value> {
         let Some(node) = mapping.get(id) else {
             continue;
         };
-        if let Some(m) = node.get("message").filter(|m| !m.is_null()) {
+        if let Some(m) = node.message.filter(|m| m.get() != "null") {
             out.push(m);
         }
-        if let Some(children) = node.get("children").and_then(Value::as_array) {
-            for c in children.iter().rev().filter_map(Value::as_str) {
-                stack.push(c);
-            }
+        for c in node.children.iter().rev() {
+            stack.push(c.as_ref());
         }
     }
-    let mut rest: Vec<&Value> = mapping
+    let mut rest: Vec<(&str, &'a RawValue)> = mapping
         .iter()
-        .filter(|(id, _)| !seen.contains(id.as_str()))
-        .filter_map(|(_, n)| n.get("message").filter(|m| !m.is_null()))
+        .filter(|(id, _)| !seen.contains(id.as_ref()))
+        .filter_map(|(id, n)| {
+            n.message
+                .filter(|m| m.get() != "null")
+                .map(|m| (id.as_ref(), m))
+        })
         .collect();
-    rest.sort_by(|a, b| {
-        let t = |m: &Value| {
-            m.get("create_time")
-                .and_then(Value::as_f64)
-                .unwrap_or(f64::MAX)
-        };
-        t(a).total_cmp(&t(b))
-    });
-    out.extend(rest);
+    rest.sort_by_key(|(id, _)| *id);
+    out.extend(rest.into_iter().map(|(_, m)| m));
     out
 }
 
-fn claude(v: &Value) -> Result<Vec<Part>, String> {
-    let convs = as_list(v);
-    if convs.is_empty() {
-        return Err("expected a list of conversations".into());
-    }
+#[derive(Deserialize)]
+struct ClaudeConv<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    uuid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    chat_messages: Vec<&'a RawValue>,
+}
+
+fn claude(data: &[u8], wanted: &dyn Fn(&RawValue) -> bool) -> Result<Vec<Part>, String> {
+    let convs: Vec<ClaudeConv<'_>> = one_or_many(data, "a Claude export")?;
     let mut out = Vec::new();
     for conv in convs {
-        let msgs = conv
-            .get("chat_messages")
-            .and_then(Value::as_array)
-            .ok_or("a conversation has no \"chat_messages\" list")?;
-        let title = str_of(conv, "name")
+        let title = conv
+            .name
+            .as_deref()
             .filter(|t| !t.is_empty())
-            .or_else(|| str_of(conv, "uuid"));
-        for (idx, m) in msgs.iter().enumerate() {
+            .or(conv.uuid.as_deref())
+            .map(str::to_owned);
+        for (idx, raw) in conv.chat_messages.iter().enumerate() {
+            if !wanted(raw) {
+                continue;
+            }
+            let m = &parse_raw(raw)?;
             let mut text = str_of(m, "text").unwrap_or_default();
             if let Some(items) = m.get("content").and_then(Value::as_array) {
                 for item in items {
@@ -256,9 +300,16 @@ fn claude(v: &Value) -> Result<Vec<Part>, String> {
     Ok(out)
 }
 
-fn jsonl(data: &[u8]) -> Result<Vec<Part>, String> {
+fn jsonl(data: &[u8], interesting: &[usize]) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
+    let mut at = 0usize;
     for (ln, line) in data.split(|&b| b == b'\n').enumerate() {
+        let (start, end) = (at, at + line.len());
+        at = end + 1;
+        let i = interesting.partition_point(|&o| o < start);
+        if i == interesting.len() || interesting[i] >= end {
+            continue;
+        }
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -291,14 +342,27 @@ fn jsonl(data: &[u8]) -> Result<Vec<Part>, String> {
     Ok(out)
 }
 
-fn har(v: &Value) -> Result<Vec<Part>, String> {
-    let entries = v
-        .get("log")
-        .and_then(|l| l.get("entries"))
-        .and_then(Value::as_array)
-        .ok_or("no log.entries list")?;
+#[derive(Deserialize)]
+struct Har<'a> {
+    #[serde(borrow)]
+    log: HarLog<'a>,
+}
+
+#[derive(Deserialize)]
+struct HarLog<'a> {
+    #[serde(borrow)]
+    entries: Vec<&'a RawValue>,
+}
+
+fn har(data: &[u8], wanted: &dyn Fn(&RawValue) -> bool) -> Result<Vec<Part>, String> {
+    let doc: Har<'_> =
+        serde_json::from_slice(data).map_err(|e| format!("not a HAR capture: {e}"))?;
     let mut out = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
+    for (i, raw) in doc.log.entries.iter().enumerate() {
+        if !wanted(raw) {
+            continue;
+        }
+        let e = &parse_raw(raw)?;
         let mut push = |field: String, text: String| {
             if !text.is_empty() {
                 out.push(Part {
@@ -361,11 +425,15 @@ fn har(v: &Value) -> Result<Vec<Part>, String> {
 mod tests {
     use super::*;
 
+    fn all(d: &[u8]) -> Vec<usize> {
+        (0..d.len()).collect()
+    }
+
     #[test]
     fn sniffs_and_parses_each_format() {
         let gpt = br#"[{"title":"Deploy","mapping":{"a":{"message":null},"b":{"message":{"author":{"role":"user"},"create_time":1700000000.5,"content":{"content_type":"text","parts":["hello","key here"]}}}}}]"#;
         assert_eq!(sniff(gpt), Some(Structured::ChatGpt));
-        let p = parts(gpt, Structured::ChatGpt).expect("parses");
+        let p = parts(gpt, Structured::ChatGpt, &all(gpt)).expect("parses");
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].conversation.as_deref(), Some("Deploy"));
         assert_eq!(p[0].role.as_deref(), Some("user"));
@@ -373,21 +441,21 @@ mod tests {
 
         let claude = br#"[{"uuid":"u1","name":"","chat_messages":[{"sender":"human","text":"a","created_at":"2024-10-18T05:30:20Z","attachments":[{"extracted_content":"secret file"}]}]}]"#;
         assert_eq!(sniff(claude), Some(Structured::Claude));
-        let p = parts(claude, Structured::Claude).expect("parses");
+        let p = parts(claude, Structured::Claude, &all(claude)).expect("parses");
         assert_eq!(p[0].conversation.as_deref(), Some("u1"));
         assert!(p[0].text.contains("secret file"));
 
         let jl = b"{\"messages\":[{\"role\":\"system\",\"content\":\"x\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"y\"}]}]}\n";
         assert_eq!(sniff(jl), Some(Structured::ChatJsonl));
         assert!(
-            parts(jl, Structured::ChatJsonl).expect("parses")[1]
+            parts(jl, Structured::ChatJsonl, &all(jl)).expect("parses")[1]
                 .text
                 .contains('y')
         );
 
         let har_doc = br#"{"log":{"entries":[{"request":{"url":"https://x/?k=v","headers":[{"name":"Authorization","value":"Bearer t"}]},"response":{"content":{"text":"aGVsbG8=","encoding":"base64"}}}]}}"#;
         assert_eq!(sniff(har_doc), Some(Structured::Har));
-        let p = parts(har_doc, Structured::Har).expect("parses");
+        let p = parts(har_doc, Structured::Har, &all(har_doc)).expect("parses");
         assert!(
             p.iter()
                 .any(|x| x.field.as_deref() == Some("request.headers[Authorization]"))

@@ -18,9 +18,25 @@ pub fn scan_blob(
     scratch: &mut Vec<Match>,
     out: &mut Vec<Finding>,
 ) -> bool {
-    let hits = matcher.find(data, scratch);
+    let mut hits = Vec::new();
+    scan_blob_hits(matcher, policy, data, origin, scratch, out, &mut hits);
+    !hits.is_empty()
+}
+
+/// [`scan_blob`], also collecting where triggers occurred (see [`Matcher::find_hits`]); the
+/// matches stay in `scratch`.
+pub fn scan_blob_hits(
+    matcher: &Matcher,
+    policy: &Policy,
+    data: &[u8],
+    origin: &Origin,
+    scratch: &mut Vec<Match>,
+    out: &mut Vec<Finding>,
+    hits: &mut Vec<usize>,
+) {
+    matcher.find_hits(data, scratch, hits);
     if scratch.is_empty() {
-        return hits;
+        return;
     }
     let mut lines = LineIndex::new(data);
     for m in scratch.iter() {
@@ -29,7 +45,6 @@ pub fn scan_blob(
             out.push(f);
         }
     }
-    true
 }
 
 /// A match → a finding, unless an `offkey:allow` comment, the rule's path allowlist or the

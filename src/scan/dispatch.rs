@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use super::blob::scan_blob;
+use super::blob::{scan_blob, scan_blob_hits};
 use super::finding::{Finding, Origin, SourceKind};
 use super::matcher::{Match, Matcher};
 use super::policy::Policy;
@@ -69,13 +69,16 @@ pub fn scan_any(
     let start = out.len();
     // Structured files are parsed only when the plain pass saw a trigger at all (a key, or a
     // context word such as a HAR header name on the line before its value).
-    if !scan_blob(matcher, policy, data, origin, scratch, out) {
+    let mut hits = Vec::new();
+    scan_blob_hits(matcher, policy, data, origin, scratch, out, &mut hits);
+    if hits.is_empty() {
         return;
     }
     let Some(kind) = decode::sniff(data) else {
         return;
     };
-    let parts = match decode::structured_parts(data, kind) {
+    hits.extend(scratch.iter().map(|m| m.start));
+    let parts = match decode::structured_parts(data, kind, &hits) {
         Ok(p) => p,
         Err(e) => {
             warn(format!(

@@ -28,7 +28,7 @@ pub(super) fn expand(
         },
     };
     let mut inner = Vec::new();
-    m.find_depth(&decoded.text, &mut inner, depth + 1);
+    m.find_depth(&decoded.text, &mut inner, depth + 1, &mut Vec::new());
     for hit in inner {
         let start = decoded.map[hit.start];
         let end = decoded.map[hit.end.min(decoded.map.len() - 1)];

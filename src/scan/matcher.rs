@@ -102,31 +102,45 @@ impl Matcher {
     }
 
     /// Every secret in `data`, in order of position. `out` is cleared first. Answers whether
-    /// any prefilter literal occurred at all (even where nothing was confirmed).
+    /// any keyword, whole context word or encoded keyword occurred (even where no key was
+    /// confirmed).
     pub fn find(&self, data: &[u8], out: &mut Vec<Match>) -> bool {
-        out.clear();
-        let hits = self.find_depth(data, out, 0);
-        out.sort_by_key(|m| (m.start, m.rule));
-        out.dedup_by(|b, a| a.start == b.start && a.rule == b.rule);
-        hits
+        let mut hits = Vec::new();
+        self.find_hits(data, out, &mut hits);
+        !hits.is_empty()
     }
 
-    pub(crate) fn find_depth(&self, data: &[u8], out: &mut Vec<Match>, depth: u8) -> bool {
+    /// [`Matcher::find`], also collecting where each keyword, whole context word or encoded
+    /// keyword occurred (`hits`, cleared first).
+    pub fn find_hits(&self, data: &[u8], out: &mut Vec<Match>, hits: &mut Vec<usize>) {
+        out.clear();
+        hits.clear();
+        self.find_depth(data, out, 0, hits);
+        out.sort_by_key(|m| (m.start, m.rule));
+        out.dedup_by(|b, a| a.start == b.start && a.rule == b.rule);
+    }
+
+    pub(crate) fn find_depth(
+        &self,
+        data: &[u8],
+        out: &mut Vec<Match>,
+        depth: u8,
+        hits: &mut Vec<usize>,
+    ) {
         let mut last_start: Vec<Option<usize>> = vec![None; self.rules.rules.len()];
         let mut skip_until = 0usize;
-        let mut any = false;
-        let mut visit = |pattern: usize, p: usize| {
-            any = true;
-            match &self.slots[pattern] {
-                Slot::Rule(trigs) => {
-                    for t in trigs {
-                        self.trigger(data, *t, p, &mut last_start, out);
+        let mut visit = |pattern: usize, p: usize| match &self.slots[pattern] {
+            Slot::Rule(trigs) => {
+                for t in trigs {
+                    if self.trigger(data, *t, p, &mut last_start, out) {
+                        hits.push(p);
                     }
                 }
-                Slot::Encoded(form) => {
-                    if depth < 3 && p >= skip_until {
-                        skip_until = super::encoded::expand(self, data, p, *form, depth, out);
-                    }
+            }
+            Slot::Encoded(form) => {
+                hits.push(p);
+                if depth < 3 && p >= skip_until {
+                    skip_until = super::encoded::expand(self, data, p, *form, depth, out);
                 }
             }
         };
@@ -139,10 +153,10 @@ impl Matcher {
                 .find_iter(data)
                 .for_each(|m| visit(m.pattern().as_usize(), m.start())),
         }
-        any
     }
 
-    /// One rule trigger at `p`.
+    /// One rule trigger at `p`. Answers whether it was a real hit (a keyword, or a whole
+    /// context word rather than just its first bytes).
     fn trigger(
         &self,
         data: &[u8],
@@ -150,7 +164,7 @@ impl Matcher {
         p: usize,
         last_start: &mut [Option<usize>],
         out: &mut Vec<Match>,
-    ) {
+    ) -> bool {
         {
             match t {
                 Trigger::Keyword { rule, keyword } => {
@@ -162,10 +176,10 @@ impl Matcher {
                 }
                 Trigger::Context { rule, word } => {
                     let r = &self.rules.rules[rule];
-                    let Some(ctx) = &r.context else { return };
+                    let Some(ctx) = &r.context else { return false };
                     let w = &ctx.words[word];
                     if data.len() < p + w.len() || !data[p..p + w.len()].eq_ignore_ascii_case(w) {
-                        return;
+                        return false;
                     }
                     let ws = p + w.len();
                     let limit = (p + ctx.within + r.max_len + 1).min(data.len());
@@ -174,6 +188,7 @@ impl Matcher {
                 }
             }
         }
+        true
     }
 
     /// Keyword rules: regex over the window; keep matches that contain the keyword hit.
