@@ -162,8 +162,6 @@ pub fn history(opts: &HistoryOptions) -> Result<History, GitError> {
     }
     let repo_path = repo.path().to_path_buf();
     drop(repo);
-    // (commit info, introduced (path, blob) pairs) per commit, in walk order.
-    type Changes = Result<Option<(CommitInfo, Vec<(String, Oid)>)>, String>;
     let changes: Vec<Changes> = oids
         .par_iter()
         .map_init(
@@ -209,13 +207,12 @@ pub fn history(opts: &HistoryOptions) -> Result<History, GitError> {
     Ok(out)
 }
 
-/// The blobs a commit adds or changes against its first parent, with the commit's details;
-/// `None` when the commit is before `since`.
-fn commit_changes(
-    repo: &Repository,
-    oid: Oid,
-    since: Option<i64>,
-) -> Result<Option<(CommitInfo, Vec<(String, Oid)>)>, String> {
+/// A commit's details and the (path, blob) pairs it introduced; `None` when it is before
+/// `--since`; `Err` names what could not be read.
+type Changes = Result<Option<(CommitInfo, Vec<(String, Oid)>)>, String>;
+
+/// The blobs a commit adds or changes against its first parent, with the commit's details.
+fn commit_changes(repo: &Repository, oid: Oid, since: Option<i64>) -> Changes {
     let commit = repo
         .find_commit(oid)
         .map_err(|e| format!("unreadable ({})", e.message()))?;
