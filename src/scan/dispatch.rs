@@ -114,9 +114,22 @@ pub fn scan_any(
             &mut structured,
         );
     }
-    // Keep every plain finding whose key the structured pass did not place.
+    // Keep every plain finding whose key the structured pass did not place; a placed key keeps
+    // the encoding it had in the file (JSON-escaped, base64, …), since the message text the
+    // structured pass read is already decoded.
     let placed: HashSet<String> = structured.iter().map(|f| f.secret.sha256()).collect();
     let plain: Vec<Finding> = out.drain(start..).collect();
+    for f in &mut structured {
+        if f.encoding == crate::decode::Encoding::Plain {
+            let sha = f.secret.sha256();
+            if let Some(p) = plain
+                .iter()
+                .find(|p| p.secret.sha256() == sha && p.encoding != f.encoding)
+            {
+                f.encoding = p.encoding;
+            }
+        }
+    }
     out.extend(
         plain
             .into_iter()
