@@ -172,7 +172,15 @@ impl Matcher {
                     let kw_len = r.keywords[keyword].len();
                     let ws = p.saturating_sub(r.max_len);
                     let we = (p + kw_len + r.max_len).min(data.len());
-                    self.confirm(data, rule, ws, we, Some((p, kw_len)), last_start, out);
+                    // Keep matches that contain the keyword hit.
+                    let keep = |s: usize, e: usize| {
+                        if s > p + kw_len || e < p {
+                            Keep::Skip
+                        } else {
+                            Keep::Yes
+                        }
+                    };
+                    self.confirm(data, rule, ws, we, keep, last_start, out);
                 }
                 Trigger::Context { rule, word } => {
                     let r = &self.rules.rules[rule];
@@ -184,7 +192,16 @@ impl Matcher {
                     let ws = p + w.len();
                     let limit = (p + ctx.within + r.max_len + 1).min(data.len());
                     let we = memchr::memchr(b'\n', &data[ws..limit]).map_or(limit, |i| ws + i);
-                    self.confirm_context(data, rule, p, ws, we, last_start, out);
+                    // The secret must start within `within` bytes after the word's start.
+                    let within = ctx.within;
+                    let keep = |s: usize, _e: usize| {
+                        if s - p > within {
+                            Keep::Stop
+                        } else {
+                            Keep::Yes
+                        }
+                    };
+                    self.confirm(data, rule, ws, we, keep, last_start, out);
                 }
             }
         }
@@ -192,6 +209,8 @@ impl Matcher {
     }
 
     /// Keyword rules: regex over the window; keep matches that contain the keyword hit.
+    /// Regex over `data[ws..we]`, then for each secret span that `keep(start, end)` accepts
+    /// (or stops the search at): not reported yet, boundaries, the rule's own checks.
     #[allow(clippy::too_many_arguments)]
     fn confirm(
         &self,
@@ -199,53 +218,17 @@ impl Matcher {
         rule: usize,
         ws: usize,
         we: usize,
-        hit: Option<(usize, usize)>,
+        keep: impl Fn(usize, usize) -> Keep,
         last_start: &mut [Option<usize>],
         out: &mut Vec<Match>,
     ) {
         let r = &self.rules.rules[rule];
-        let window = &data[ws..we];
-        for (s, e) in secret_spans(r, window) {
-            let (s, e) = (s + ws, e + ws);
-            if let Some((p, kl)) = hit {
-                if s > p + kl || e < p {
-                    continue;
-                }
-            }
-            if last_start[rule].is_some_and(|l| s <= l) {
-                continue;
-            }
-            if let Some(enc) = check_span(r, data, s, e) {
-                last_start[rule] = Some(s);
-                out.push(Match {
-                    rule,
-                    start: s,
-                    end: e,
-                    secret: Secret::from_match(&data[s..e], r.kind),
-                    encoding: enc,
-                });
-            }
-        }
-    }
-
-    /// Context rules: the secret must start within `within` bytes after the word's start.
-    #[allow(clippy::too_many_arguments)]
-    fn confirm_context(
-        &self,
-        data: &[u8],
-        rule: usize,
-        word_at: usize,
-        ws: usize,
-        we: usize,
-        last_start: &mut [Option<usize>],
-        out: &mut Vec<Match>,
-    ) {
-        let r = &self.rules.rules[rule];
-        let within = r.context.as_ref().map_or(0, |c| c.within);
         for (s, e) in secret_spans(r, &data[ws..we]) {
             let (s, e) = (s + ws, e + ws);
-            if s - word_at > within {
-                break;
+            match keep(s, e) {
+                Keep::Yes => {}
+                Keep::Skip => continue,
+                Keep::Stop => break,
             }
             if last_start[rule].is_some_and(|l| s <= l) {
                 continue;
@@ -262,6 +245,13 @@ impl Matcher {
             }
         }
     }
+}
+
+/// What [`Matcher::confirm`] does with one regex match.
+enum Keep {
+    Yes,
+    Skip,
+    Stop,
 }
 
 /// Secret spans of the rule's regex in `window`, relative to it.
