@@ -19,6 +19,7 @@ if [ ! -x "$tools/node_modules/.bin/sarif" ] && command -v npm >/dev/null 2>&1; 
 fi
 if ! command -v pre-commit >/dev/null 2>&1 && command -v pip >/dev/null 2>&1; then
   pip install -q pre-commit >/dev/null 2>&1 || true
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash >/dev/null 2>&1 || true; fi
 fi
 export OFFKEY_TEST_TOOLS="$tools"
 
