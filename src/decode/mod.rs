@@ -45,6 +45,28 @@ impl Encoding {
     }
 }
 
+/// The text of a UTF-16 (LE or BE) file that starts with a byte-order mark; `None` otherwise.
+/// Unpaired surrogates become U+FFFD.
+pub fn utf16_with_bom(data: &[u8]) -> Option<String> {
+    let le = match data {
+        [0xff, 0xfe, ..] => true,
+        [0xfe, 0xff, ..] => false,
+        _ => return None,
+    };
+    let units = data[2..].chunks_exact(2).map(|c| {
+        if le {
+            u16::from_le_bytes([c[0], c[1]])
+        } else {
+            u16::from_be_bytes([c[0], c[1]])
+        }
+    });
+    Some(
+        char::decode_utf16(units)
+            .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect(),
+    )
+}
+
 /// An encoded form of a keyword, as a prefilter literal stands for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {

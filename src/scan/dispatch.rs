@@ -67,6 +67,49 @@ pub fn scan_any(
         }
     }
     let start = out.len();
+    scan_text(matcher, policy, data, origin, scratch, out, warn);
+    // A UTF-16 file with a byte-order mark is also scanned as the text it holds, so legacy keys
+    // (whose context words have no UTF-16 literals) are found too, with lines and columns in
+    // that text; a key the byte view found that this view did not is kept (the BOM may lie).
+    if let Some(text) = decode::utf16_with_bom(data) {
+        let mut utf16 = Vec::new();
+        scan_blob(
+            matcher,
+            policy,
+            text.as_bytes(),
+            origin,
+            scratch,
+            &mut utf16,
+        );
+        if !utf16.is_empty() {
+            for f in &mut utf16 {
+                if f.encoding == crate::decode::Encoding::Plain {
+                    f.encoding = crate::decode::Encoding::Utf16;
+                }
+            }
+            let placed: HashSet<String> = utf16.iter().map(|f| f.secret.sha256()).collect();
+            let bytes: Vec<Finding> = out.drain(start..).collect();
+            out.extend(
+                bytes
+                    .into_iter()
+                    .filter(|f| !placed.contains(&f.secret.sha256())),
+            );
+            out.extend(utf16);
+        }
+    }
+}
+
+/// The plain pass over a blob, then the structured view of a chat export or HAR capture.
+fn scan_text(
+    matcher: &Matcher,
+    policy: &Policy,
+    data: &[u8],
+    origin: &Origin,
+    scratch: &mut Vec<Match>,
+    out: &mut Vec<Finding>,
+    warn: &mut dyn FnMut(String),
+) {
+    let start = out.len();
     // Structured files are parsed only when the plain pass saw a trigger at all (a key, or a
     // context word such as a HAR header name on the line before its value).
     let mut hits = Vec::new();

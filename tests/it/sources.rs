@@ -466,3 +466,51 @@ fn kubernetes_secret_utf16_and_encoded_views() {
         .expect("k8s finding");
     assert_eq!(k8s["location"]["line"], real_lines + 1);
 }
+
+#[test]
+fn a_corrupt_object_is_named_in_a_warning_and_the_scan_goes_on() {
+    let r = repo();
+    let d = r.path();
+    let k = key();
+    commit_file(d, "keys.env", &format!("K={k}\n"), "key");
+    commit_file(d, "other.txt", "some other content\n", "other");
+    let blob = git(d, &["rev-parse", "HEAD:other.txt"]);
+    let obj = d.join(".git/objects").join(&blob[..2]).join(&blob[2..]);
+    let mut perms = std::fs::metadata(&obj).expect("loose object").permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&obj, perms).expect("chmod");
+    std::fs::write(&obj, b"this is not a zlib stream").expect("corrupt it");
+    let o = offkey(d, &["scan", "--git", ".", "--format", "json"], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&blob), "the warning names the object: {err}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the key in the intact blob is still found: {err}"
+    );
+    assert_eq!(findings(&o).len(), 1);
+}
+
+#[test]
+fn utf16_file_with_a_bom_finds_legacy_keys_too() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (k, l) = (key(), legacy());
+    let text = format!("[offset]\r\napi_key = {k}\r\nOFFSET_LEGACY_KEY={l}\r\n");
+    let bytes: Vec<u8> = [0xfe, 0xff]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(|u| u.to_be_bytes()))
+        .collect();
+    std::fs::write(dir.path().join("settings.ini"), bytes).expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    let f = findings(&o);
+    assert_eq!(f.len(), 2, "{f:?}");
+    let legacy_f = f
+        .iter()
+        .find(|x| x["kind"] == "legacy")
+        .expect("legacy key found");
+    assert_eq!(legacy_f["encoding"], "utf-16");
+    assert_eq!(legacy_f["location"]["line"], 3);
+    assert_eq!(legacy_f["location"]["column"], 19);
+    assert_no_leak(&all_output(&o), &[&k, &l]);
+}
