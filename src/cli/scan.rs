@@ -427,10 +427,12 @@ fn scan_history(
         |blob, res| {
             let data = match res {
                 Ok(d) => d,
-                Err(e) => {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                Err(problem) => {
+                    if matches!(problem, source::BlobProblem::Unreadable(_)) {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
                     let (path, _) = &blob.paths[0];
-                    eprintln!("offkey: warning: {path} ({}): {e}", blob.id);
+                    eprintln!("offkey: warning: {path} ({}): {problem}", blob.id);
                     return;
                 }
             };

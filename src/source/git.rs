@@ -72,8 +72,6 @@ pub struct CommitInfo {
 pub struct HistoryBlob {
     /// The blob id.
     pub id: Oid,
-    /// Its size, where known before reading (0 otherwise).
-    pub size: usize,
     /// Paths it was introduced at, each with its oldest introducing commit.
     pub paths: Vec<(String, usize)>,
 }
@@ -193,7 +191,6 @@ pub fn history(opts: &HistoryOptions) -> Result<History, GitError> {
             let slot = *index.entry(id).or_insert_with(|| {
                 out.blobs.push(HistoryBlob {
                     id,
-                    size: 0,
                     paths: Vec::new(),
                 });
                 out.blobs.len() - 1
@@ -283,26 +280,51 @@ fn rfc3339(secs: i64, offset_minutes: i32) -> String {
         .unwrap_or_default()
 }
 
+/// Why a blob was not handed over.
+#[derive(Debug, Clone)]
+pub enum BlobProblem {
+    /// Left out on purpose (over `--max-file-size`): a warning, not an error.
+    Skipped(String),
+    /// Could not be read (a corrupt or missing object): an error, and the scan goes on.
+    Unreadable(String),
+}
+
+impl std::fmt::Display for BlobProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlobProblem::Skipped(m) | BlobProblem::Unreadable(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Read every blob once, in parallel (one repository handle per thread), and hand each to
-/// `visit` with its bytes or the reason it could not be read.
+/// `visit` with its bytes or the reason it was not read. A blob's size is read from its header
+/// first, so one over `max_size` is never inflated.
 pub fn read_blobs<F>(repo: &Path, blobs: &[HistoryBlob], max_size: usize, visit: F)
 where
-    F: Fn(&HistoryBlob, Result<&[u8], String>) + Sync,
+    F: Fn(&HistoryBlob, Result<&[u8], BlobProblem>) + Sync,
 {
     blobs.par_iter().for_each_init(
         || Repository::open(repo).ok(),
         |handle, blob| {
             let Some(repo) = handle.as_ref() else {
-                visit(blob, Err("cannot open the repository".into()));
-                return;
-            };
-            if blob.size > max_size {
                 visit(
                     blob,
-                    Err(format!(
-                        "skipped, {} bytes is over --max-file-size",
-                        blob.size
-                    )),
+                    Err(BlobProblem::Unreadable("cannot open the repository".into())),
+                );
+                return;
+            };
+            let size = repo
+                .odb()
+                .and_then(|odb| odb.read_header(blob.id))
+                .map(|(size, _)| size)
+                .unwrap_or(0);
+            if size > max_size {
+                visit(
+                    blob,
+                    Err(BlobProblem::Skipped(format!(
+                        "skipped, {size} bytes is over --max-file-size {max_size}"
+                    ))),
                 );
                 return;
             }
@@ -310,7 +332,11 @@ where
                 Ok(b) => visit(blob, Ok(b.content())),
                 Err(e) => visit(
                     blob,
-                    Err(format!("blob {} unreadable ({})", blob.id, e.message())),
+                    Err(BlobProblem::Unreadable(format!(
+                        "blob {} unreadable ({})",
+                        blob.id,
+                        e.message()
+                    ))),
                 ),
             }
         },

@@ -9,7 +9,7 @@ mod origin;
 pub use archive::{ArchiveKind, ArchiveLimits, expand_archive, looks_like_archive};
 pub use fs::{Event, WalkOptions, walk};
 pub use git::{
-    CommitInfo, GitError, History, HistoryBlob, HistoryOptions, StagedFile, history,
+    BlobProblem, CommitInfo, GitError, History, HistoryBlob, HistoryOptions, StagedFile, history,
     open as open_repo, read_blobs, staged,
 };
 pub use origin::{Origin, SourceKind};

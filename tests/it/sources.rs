@@ -514,3 +514,25 @@ fn utf16_file_with_a_bom_finds_legacy_keys_too() {
     assert_eq!(legacy_f["location"]["column"], 19);
     assert_no_leak(&all_output(&o), &[&k, &l]);
 }
+
+#[test]
+fn git_blobs_over_max_file_size_are_skipped_with_a_warning_not_an_error() {
+    let r = repo();
+    let d = r.path();
+    let k = key();
+    commit_file(
+        d,
+        "big.log",
+        &format!("{}\nK={k}\n", "x".repeat(4096)),
+        "big",
+    );
+    let o = offkey(d, &["scan", "--git", ".", "--max-file-size", "1024"], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("big.log") && err.contains("--max-file-size"),
+        "{err}"
+    );
+    assert_eq!(o.status.code(), Some(0), "a skip is a warning: {err}");
+    let o = offkey(d, &["scan", "--git", "."], None);
+    assert_eq!(o.status.code(), Some(1));
+}
