@@ -75,27 +75,7 @@ pub fn run(cmd: KeysCommand) -> Result<Outcome> {
     }
 }
 
-/// "never", "just now", "5 minutes ago", "3 hours ago", "2 days ago".
-pub fn relative(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
-    let Some(t) = t else {
-        return "never".to_owned();
-    };
-    let secs = (now - t).num_seconds().max(0);
-    let plural = |n: i64, unit: &str| {
-        if n == 1 {
-            format!("1 {unit} ago")
-        } else {
-            format!("{n} {unit}s ago")
-        }
-    };
-    match secs {
-        0..60 => "just now".to_owned(),
-        60..3600 => plural(secs / 60, "minute"),
-        3600..86_400 => plural(secs / 3600, "hour"),
-        86_400..2_592_000 => plural(secs / 86_400, "day"),
-        _ => t.format("%Y-%m-%d").to_string(),
-    }
-}
+pub use crate::report::relative_time as relative;
 
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {

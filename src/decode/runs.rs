@@ -187,12 +187,7 @@ pub fn base64_token(data: &[u8], p: usize, lead: usize) -> Option<(Decoded, usiz
             0
         };
     let body = &body[..usable];
-    let url = body.iter().any(|&b| b == b'-' || b == b'_');
-    let engine = if url {
-        &URL_SAFE_NO_PAD
-    } else {
-        &STANDARD_NO_PAD
-    };
+    let engine = engine_for(body);
     let bytes = engine.decode(body).ok()?;
     let mut d = Decoded {
         text: Vec::with_capacity(bytes.len() + 2),
@@ -210,17 +205,21 @@ pub fn base64_token(data: &[u8], p: usize, lead: usize) -> Option<(Decoded, usiz
     Some((d, start, tok_end))
 }
 
+/// The alphabet a base64 token is written in: base64url when it uses `-` or `_`.
+fn engine_for(body: &[u8]) -> &'static base64::engine::GeneralPurpose {
+    if body.iter().any(|&b| b == b'-' || b == b'_') {
+        &URL_SAFE_NO_PAD
+    } else {
+        &STANDARD_NO_PAD
+    }
+}
+
 /// A base64 token with `secret` replaced by `placeholder` in its decoded bytes, encoded again
 /// in the token's own alphabet and padding; `None` when the token does not decode.
 pub fn reencode_base64(token: &[u8], secret: &[u8], placeholder: &[u8]) -> Option<Vec<u8>> {
     let pad = token.iter().rev().take_while(|&&b| b == b'=').count();
     let body = &token[..token.len() - pad];
-    let url = body.iter().any(|&b| b == b'-' || b == b'_');
-    let engine = if url {
-        &URL_SAFE_NO_PAD
-    } else {
-        &STANDARD_NO_PAD
-    };
+    let engine = engine_for(body);
     let bytes = engine.decode(body).ok()?;
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

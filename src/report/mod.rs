@@ -7,7 +7,7 @@ mod text;
 
 pub use json::{Summary, json_finding, write_json, write_jsonl_line};
 pub use sarif::write_sarif;
-pub use text::{TextStyle, write_text};
+pub use text::{TextStyle, relative_time, write_text};
 
 /// The report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -2,6 +2,8 @@
 
 use std::io::Write;
 
+use chrono::{DateTime, Utc};
+
 use super::json::Summary;
 use crate::scan::{Finding, VerifyStatus};
 
@@ -113,17 +115,33 @@ fn verification_line(v: &crate::scan::Verification, style: TextStyle) -> String 
     }
 }
 
-/// "2 hours ago" for an RFC 3339 time.
-pub fn relative(t: &str) -> String {
-    let Ok(then) = chrono::DateTime::parse_from_rfc3339(t) else {
-        return t.to_owned();
+/// "never", "just now", "5 minutes ago", "3 hours ago", "2 days ago", or the date after 30 days:
+/// how every offkey command shows a last use.
+pub fn relative_time(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    let Some(t) = t else {
+        return "never".to_owned();
     };
-    let secs = (chrono::Utc::now() - then.with_timezone(&chrono::Utc)).num_seconds();
-    let (n, unit) = match secs {
-        s if s < 60 => return "just now".into(),
-        s if s < 3600 => (s / 60, "minute"),
-        s if s < 86_400 => (s / 3600, "hour"),
-        s => (s / 86_400, "day"),
+    let secs = (now - t).num_seconds().max(0);
+    let plural = |n: i64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit} ago")
+        } else {
+            format!("{n} {unit}s ago")
+        }
     };
-    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+    match secs {
+        0..60 => "just now".to_owned(),
+        60..3600 => plural(secs / 60, "minute"),
+        3600..86_400 => plural(secs / 3600, "hour"),
+        86_400..2_592_000 => plural(secs / 86_400, "day"),
+        _ => t.format("%Y-%m-%d").to_string(),
+    }
+}
+
+/// [`relative_time`] of an RFC 3339 time as a report carries it.
+fn relative(t: &str) -> String {
+    match DateTime::parse_from_rfc3339(t) {
+        Ok(d) => relative_time(Some(d.with_timezone(&Utc)), Utc::now()),
+        Err(_) => t.to_owned(),
+    }
 }

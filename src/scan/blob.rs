@@ -9,7 +9,7 @@ use super::policy::Policy;
 const ALLOW_MARKER: &[u8] = b"offkey:allow";
 
 /// Scan `data` (from `origin`) and append its findings to `out`. `scratch` is reused between
-/// calls to keep allocation off the hot path. Answers whether any prefilter literal occurred.
+/// calls to keep allocation off the hot path.
 pub fn scan_blob(
     matcher: &Matcher,
     policy: &Policy,
@@ -17,10 +17,8 @@ pub fn scan_blob(
     origin: &Origin,
     scratch: &mut Vec<Match>,
     out: &mut Vec<Finding>,
-) -> bool {
-    let mut hits = Vec::new();
-    scan_blob_hits(matcher, policy, data, origin, scratch, out, &mut hits);
-    !hits.is_empty()
+) {
+    scan_blob_hits(matcher, policy, data, origin, scratch, out, &mut Vec::new());
 }
 
 /// [`scan_blob`], also collecting where triggers occurred (see [`Matcher::find_hits`]); the

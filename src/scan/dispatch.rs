@@ -3,13 +3,13 @@
 //! chat export or a HAR capture is parsed so its findings name the conversation and message (or
 //! the HAR entry and field). A malformed export keeps its plain findings, with a warning.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::blob::{scan_blob, scan_blob_hits};
 use super::finding::{Finding, Origin, SourceKind};
 use super::matcher::{Match, Matcher};
 use super::policy::Policy;
-use crate::decode::{self, Structured};
+use crate::decode::{self, Encoding, Structured};
 use crate::source::{ArchiveLimits, expand_archive, looks_like_archive};
 
 /// Scan one blob of any kind. `warn` hears about skipped archive members and malformed exports.
@@ -81,22 +81,44 @@ pub fn scan_any(
             scratch,
             &mut utf16,
         );
-        if !utf16.is_empty() {
-            for f in &mut utf16 {
-                if f.encoding == crate::decode::Encoding::Plain {
-                    f.encoding = crate::decode::Encoding::Utf16;
-                }
-            }
-            let placed: HashSet<String> = utf16.iter().map(|f| f.secret.sha256()).collect();
-            let bytes: Vec<Finding> = out.drain(start..).collect();
-            out.extend(
-                bytes
-                    .into_iter()
-                    .filter(|f| !placed.contains(&f.secret.sha256())),
-            );
-            out.extend(utf16);
-        }
+        prefer_view(out, start, utf16, Some(Encoding::Utf16));
     }
+}
+
+/// Replace the findings in `out[start..]` whose key `view` (a decoded view of the same blob)
+/// also found, keeping the rest (never lose what the byte view found). A key the view found as
+/// plain text is reported with `plain_as`, or else with the encoding it had in the bytes (for a
+/// chat message, which is already decoded JSON).
+fn prefer_view(
+    out: &mut Vec<Finding>,
+    start: usize,
+    mut view: Vec<Finding>,
+    plain_as: Option<Encoding>,
+) {
+    if view.is_empty() {
+        return;
+    }
+    let bytes: Vec<Finding> = out.drain(start..).collect();
+    let in_bytes: HashMap<String, Encoding> = bytes
+        .iter()
+        .map(|f| (f.secret.sha256(), f.encoding))
+        .collect();
+    let mut placed = HashSet::new();
+    for f in &mut view {
+        let sha = f.secret.sha256();
+        if f.encoding == Encoding::Plain {
+            f.encoding = plain_as
+                .or_else(|| in_bytes.get(&sha).copied())
+                .unwrap_or(Encoding::Plain);
+        }
+        placed.insert(sha);
+    }
+    out.extend(
+        bytes
+            .into_iter()
+            .filter(|f| !placed.contains(&f.secret.sha256())),
+    );
+    out.extend(view);
 }
 
 /// The plain pass over a blob, then the structured view of a chat export or HAR capture.
@@ -157,28 +179,7 @@ fn scan_text(
             &mut structured,
         );
     }
-    // Keep every plain finding whose key the structured pass did not place; a placed key keeps
-    // the encoding it had in the file (JSON-escaped, base64, …), since the message text the
-    // structured pass read is already decoded.
-    let placed: HashSet<String> = structured.iter().map(|f| f.secret.sha256()).collect();
-    let plain: Vec<Finding> = out.drain(start..).collect();
-    for f in &mut structured {
-        if f.encoding == crate::decode::Encoding::Plain {
-            let sha = f.secret.sha256();
-            if let Some(p) = plain
-                .iter()
-                .find(|p| p.secret.sha256() == sha && p.encoding != f.encoding)
-            {
-                f.encoding = p.encoding;
-            }
-        }
-    }
-    out.extend(
-        plain
-            .into_iter()
-            .filter(|f| !placed.contains(&f.secret.sha256())),
-    );
-    out.extend(structured);
+    prefer_view(out, start, structured, None);
 }
 
 fn describe(kind: Structured) -> &'static str {

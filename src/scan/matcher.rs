@@ -101,13 +101,9 @@ impl Matcher {
         self.max_window * 4
     }
 
-    /// Every secret in `data`, in order of position. `out` is cleared first. Answers whether
-    /// any keyword, whole context word or encoded keyword occurred (even where no key was
-    /// confirmed).
-    pub fn find(&self, data: &[u8], out: &mut Vec<Match>) -> bool {
-        let mut hits = Vec::new();
-        self.find_hits(data, out, &mut hits);
-        !hits.is_empty()
+    /// Every secret in `data`, in order of position. `out` is cleared first.
+    pub fn find(&self, data: &[u8], out: &mut Vec<Match>) {
+        self.find_hits(data, out, &mut Vec::new());
     }
 
     /// [`Matcher::find`], also collecting where each keyword, whole context word or encoded
