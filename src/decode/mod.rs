@@ -4,11 +4,13 @@
 
 mod around;
 mod runs;
+mod skeleton;
 mod structured;
 
 pub use around::escape_before;
 pub use runs::{Decoded, base64_token, decode_run, encoded_literals, reencode_base64};
-pub use structured::{Part, Structured, parts as structured_parts, sniff};
+pub use skeleton::{Indexer, Skeleton};
+pub use structured::{Fetch, Part, Structured, parts as structured_parts, parts_of, sniff};
 
 use serde::{Deserialize, Serialize};
 

@@ -7,9 +7,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
+
+use super::skeleton::{Conv, Node, Skeleton, Span};
 
 /// Which structured format a file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,41 +59,45 @@ pub fn sniff(data: &[u8]) -> Option<Structured> {
     }
 }
 
+/// Fetches the bytes `start..end` of the file being read (a slice of it in memory, or a
+/// positioned read of a file scanned in chunks).
+pub type Fetch<'a> = dyn FnMut(usize, usize) -> Result<Cow<'a, [u8]>, String> + 'a;
+
 /// The texts of a structured file that contain one of the `interesting` byte offsets (keys and
-/// context words the plain pass saw), or why it does not parse as that format. The document is
-/// parsed as a skeleton that borrows every message as raw JSON; only messages holding an
-/// interesting offset are decoded, so a large export costs one validating pass.
-pub fn parts(data: &[u8], kind: Structured, interesting: &[usize]) -> Result<Vec<Part>, String> {
+/// context words the plain pass saw), given the file's [`Skeleton`] (where its messages sit).
+/// Only the messages holding an interesting offset are fetched and decoded.
+pub fn parts(
+    skel: &Skeleton,
+    kind: Structured,
+    interesting: &[usize],
+    fetch: &mut Fetch<'_>,
+) -> Result<Vec<Part>, String> {
     let mut sorted = interesting.to_vec();
     sorted.sort_unstable();
-    let wanted = |raw: &RawValue| -> bool {
-        let start = raw.get().as_ptr() as usize - data.as_ptr() as usize;
-        let end = start + raw.get().len();
+    let wanted = |(start, end): Span| -> bool {
         let i = sorted.partition_point(|&o| o < start);
         i < sorted.len() && sorted[i] < end
     };
     match kind {
-        Structured::ChatJsonl => jsonl(data, &sorted),
-        Structured::ChatGpt => chatgpt(data, &wanted),
-        Structured::Claude => claude(data, &wanted),
-        Structured::Har => har(data, &wanted),
+        Structured::ChatJsonl => jsonl(skel, &wanted, fetch),
+        Structured::ChatGpt => chatgpt(skel, &wanted, fetch),
+        Structured::Claude => claude(skel, &wanted, fetch),
+        Structured::Har => har(skel, &wanted, fetch),
     }
 }
 
-fn parse_raw(raw: &RawValue) -> Result<Value, String> {
-    serde_json::from_str(raw.get()).map_err(|e| format!("not valid JSON: {e}"))
+/// [`parts`] of a document held whole in memory.
+pub fn parts_of(data: &[u8], kind: Structured, interesting: &[usize]) -> Result<Vec<Part>, String> {
+    let skel = super::skeleton::index(data, kind)?;
+    parts(&skel, kind, interesting, &mut |a, b| {
+        Ok(Cow::Borrowed(&data[a..b]))
+    })
 }
 
-/// A top-level list of items, or one item (decided by the first byte, since an untagged enum
-/// cannot borrow raw JSON).
-fn one_or_many<'a, T: Deserialize<'a>>(data: &'a [u8], what: &str) -> Result<Vec<T>, String> {
-    let list = data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-    let r = if list {
-        serde_json::from_slice::<Vec<T>>(data)
-    } else {
-        serde_json::from_slice::<T>(data).map(|t| vec![t])
-    };
-    r.map_err(|e| format!("not {what}: {e}"))
+/// Fetch one span and parse it.
+fn parse_span(span: Span, fetch: &mut Fetch<'_>) -> Result<Value, String> {
+    let bytes = fetch(span.0, span.1)?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON at byte {}: {e}", span.0))
 }
 
 /// Every string inside `v`, joined by newlines.
@@ -135,44 +139,32 @@ fn unix_time(v: Option<&Value>) -> Option<String> {
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
-#[derive(Deserialize)]
-struct GptConv<'a> {
-    #[serde(borrow, default)]
-    title: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    conversation_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    mapping: HashMap<Cow<'a, str>, GptNode<'a>>,
+/// A conversation's name: its title unless empty, else its ids.
+fn conv_title(conv: &Conv) -> Option<String> {
+    conv.title
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .or(conv.conv_id.as_deref())
+        .or(conv.id.as_deref())
+        .map(str::to_owned)
 }
 
-#[derive(Deserialize)]
-struct GptNode<'a> {
-    #[serde(borrow, default)]
-    parent: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    children: Vec<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    message: Option<&'a RawValue>,
-}
-
-fn chatgpt(data: &[u8], wanted: &dyn Fn(&RawValue) -> bool) -> Result<Vec<Part>, String> {
-    let convs: Vec<GptConv<'_>> = one_or_many(data, "a ChatGPT export")?;
+fn chatgpt(
+    skel: &Skeleton,
+    wanted: &dyn Fn(Span) -> bool,
+    fetch: &mut Fetch<'_>,
+) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
-    for conv in convs {
-        let title = conv
-            .title
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .or(conv.conversation_id.as_deref())
-            .or(conv.id.as_deref())
-            .map(str::to_owned);
-        for (idx, raw) in conversation_order(&conv.mapping).into_iter().enumerate() {
-            if !wanted(raw) {
+    for conv in &skel.convs {
+        if !conv.nodes.iter().any(|n| n.message.is_some_and(wanted)) {
+            continue;
+        }
+        let title = conv_title(conv);
+        for (idx, span) in conversation_order(&conv.nodes).into_iter().enumerate() {
+            if !wanted(span) {
                 continue;
             }
-            let m = parse_raw(raw)?;
+            let m = parse_span(span, fetch)?;
             let mut text = String::new();
             if let Some(c) = m.get("content") {
                 content_text(c, &mut text);
@@ -199,74 +191,56 @@ fn chatgpt(data: &[u8], wanted: &dyn Fn(&RawValue) -> bool) -> Result<Vec<Part>,
 }
 
 /// Messages of a ChatGPT `mapping` in conversation order: depth first from the root node(s)
-/// along `children`, so every branch is included; nodes no walk reaches come last.
-fn conversation_order<'a>(mapping: &HashMap<Cow<'a, str>, GptNode<'a>>) -> Vec<&'a RawValue> {
+/// along `children`, so every branch is included; nodes no walk reaches come last (roots, and
+/// those, in file order).
+fn conversation_order(nodes: &[Node]) -> Vec<Span> {
+    // A repeated id keeps its last node, as a JSON object does.
+    let by_id: HashMap<u64, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
+    let live = |i: usize| by_id.get(&nodes[i].id) == Some(&i);
     let mut out = Vec::new();
-    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    let mut roots: Vec<&str> = mapping
-        .iter()
-        .filter(|(id, n)| {
-            n.parent
-                .as_deref()
-                .is_none_or(|p| !mapping.contains_key(p) || p == id.as_ref())
-        })
-        .map(|(id, _)| id.as_ref())
-        .collect();
-    roots.sort_unstable();
-    let mut stack: Vec<&str> = roots.into_iter().rev().collect();
-    while let Some(id) = stack.pop() {
-        if !seen.insert(id) {
+    let mut seen = vec![false; nodes.len()];
+    let roots = (0..nodes.len()).filter(|&i| {
+        live(i)
+            && nodes[i]
+                .parent
+                .is_none_or(|p| !by_id.contains_key(&p) || p == nodes[i].id)
+    });
+    let mut stack: Vec<usize> = roots.collect();
+    stack.reverse();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
             continue;
         }
-        let Some(node) = mapping.get(id) else {
-            continue;
-        };
-        if let Some(m) = node.message.filter(|m| m.get() != "null") {
+        if let Some(m) = nodes[i].message {
             out.push(m);
         }
-        for c in node.children.iter().rev() {
-            stack.push(c.as_ref());
+        for c in nodes[i].children.iter().rev() {
+            if let Some(&j) = by_id.get(c) {
+                stack.push(j);
+            }
         }
     }
-    let mut rest: Vec<(&str, &'a RawValue)> = mapping
-        .iter()
-        .filter(|(id, _)| !seen.contains(id.as_ref()))
-        .filter_map(|(id, n)| {
-            n.message
-                .filter(|m| m.get() != "null")
-                .map(|m| (id.as_ref(), m))
-        })
-        .collect();
-    rest.sort_by_key(|(id, _)| *id);
-    out.extend(rest.into_iter().map(|(_, m)| m));
+    out.extend(
+        (0..nodes.len())
+            .filter(|&i| live(i) && !seen[i])
+            .filter_map(|i| nodes[i].message),
+    );
     out
 }
 
-#[derive(Deserialize)]
-struct ClaudeConv<'a> {
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    uuid: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    chat_messages: Vec<&'a RawValue>,
-}
-
-fn claude(data: &[u8], wanted: &dyn Fn(&RawValue) -> bool) -> Result<Vec<Part>, String> {
-    let convs: Vec<ClaudeConv<'_>> = one_or_many(data, "a Claude export")?;
+fn claude(
+    skel: &Skeleton,
+    wanted: &dyn Fn(Span) -> bool,
+    fetch: &mut Fetch<'_>,
+) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
-    for conv in convs {
-        let title = conv
-            .name
-            .as_deref()
-            .filter(|t| !t.is_empty())
-            .or(conv.uuid.as_deref())
-            .map(str::to_owned);
-        for (idx, raw) in conv.chat_messages.iter().enumerate() {
-            if !wanted(raw) {
+    for conv in &skel.convs {
+        let title = conv_title(conv);
+        for (idx, &span) in conv.messages.iter().enumerate() {
+            if !wanted(span) {
                 continue;
             }
-            let m = &parse_raw(raw)?;
+            let m = &parse_span(span, fetch)?;
             let mut text = str_of(m, "text").unwrap_or_default();
             if let Some(items) = m.get("content").and_then(Value::as_array) {
                 for item in items {
@@ -300,21 +274,30 @@ fn claude(data: &[u8], wanted: &dyn Fn(&RawValue) -> bool) -> Result<Vec<Part>, 
     Ok(out)
 }
 
-fn jsonl(data: &[u8], interesting: &[usize]) -> Result<Vec<Part>, String> {
+fn jsonl(
+    skel: &Skeleton,
+    wanted: &dyn Fn(Span) -> bool,
+    fetch: &mut Fetch<'_>,
+) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
-    let mut at = 0usize;
-    for (ln, line) in data.split(|&b| b == b'\n').enumerate() {
-        let (start, end) = (at, at + line.len());
-        at = end + 1;
-        let i = interesting.partition_point(|&o| o < start);
-        if i == interesting.len() || interesting[i] >= end {
+    let mut start = 0usize;
+    let ends = skel
+        .line_ends
+        .iter()
+        .copied()
+        .chain(std::iter::once(skel.len));
+    for (ln, end) in ends.enumerate() {
+        let span = (start, end);
+        start = end + 1;
+        if span.0 >= span.1 || !wanted(span) {
             continue;
         }
+        let line = fetch(span.0, span.1)?;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         let v: Value =
-            serde_json::from_slice(line).map_err(|e| format!("line {}: not JSON: {e}", ln + 1))?;
+            serde_json::from_slice(&line).map_err(|e| format!("line {}: not JSON: {e}", ln + 1))?;
         let msgs = v
             .get("messages")
             .and_then(Value::as_array)
@@ -342,27 +325,18 @@ fn jsonl(data: &[u8], interesting: &[usize]) -> Result<Vec<Part>, String> {
     Ok(out)
 }
 
-#[derive(Deserialize)]
-struct Har<'a> {
-    #[serde(borrow)]
-    log: HarLog<'a>,
-}
-
-#[derive(Deserialize)]
-struct HarLog<'a> {
-    #[serde(borrow)]
-    entries: Vec<&'a RawValue>,
-}
-
-fn har(data: &[u8], wanted: &dyn Fn(&RawValue) -> bool) -> Result<Vec<Part>, String> {
-    let doc: Har<'_> =
-        serde_json::from_slice(data).map_err(|e| format!("not a HAR capture: {e}"))?;
+fn har(
+    skel: &Skeleton,
+    wanted: &dyn Fn(Span) -> bool,
+    fetch: &mut Fetch<'_>,
+) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
-    for (i, raw) in doc.log.entries.iter().enumerate() {
-        if !wanted(raw) {
+    let entries = skel.convs.iter().flat_map(|c| c.messages.iter().copied());
+    for (i, span) in entries.enumerate() {
+        if !wanted(span) {
             continue;
         }
-        let e = &parse_raw(raw)?;
+        let e = &parse_span(span, fetch)?;
         let mut push = |field: String, text: String| {
             if !text.is_empty() {
                 out.push(Part {
@@ -433,7 +407,7 @@ mod tests {
     fn sniffs_and_parses_each_format() {
         let gpt = br#"[{"title":"Deploy","mapping":{"a":{"message":null},"b":{"message":{"author":{"role":"user"},"create_time":1700000000.5,"content":{"content_type":"text","parts":["hello","key here"]}}}}}]"#;
         assert_eq!(sniff(gpt), Some(Structured::ChatGpt));
-        let p = parts(gpt, Structured::ChatGpt, &all(gpt)).expect("parses");
+        let p = parts_of(gpt, Structured::ChatGpt, &all(gpt)).expect("parses");
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].conversation.as_deref(), Some("Deploy"));
         assert_eq!(p[0].role.as_deref(), Some("user"));
@@ -441,21 +415,21 @@ mod tests {
 
         let claude = br#"[{"uuid":"u1","name":"","chat_messages":[{"sender":"human","text":"a","created_at":"2024-10-18T05:30:20Z","attachments":[{"extracted_content":"secret file"}]}]}]"#;
         assert_eq!(sniff(claude), Some(Structured::Claude));
-        let p = parts(claude, Structured::Claude, &all(claude)).expect("parses");
+        let p = parts_of(claude, Structured::Claude, &all(claude)).expect("parses");
         assert_eq!(p[0].conversation.as_deref(), Some("u1"));
         assert!(p[0].text.contains("secret file"));
 
         let jl = b"{\"messages\":[{\"role\":\"system\",\"content\":\"x\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"y\"}]}]}\n";
         assert_eq!(sniff(jl), Some(Structured::ChatJsonl));
         assert!(
-            parts(jl, Structured::ChatJsonl, &all(jl)).expect("parses")[1]
+            parts_of(jl, Structured::ChatJsonl, &all(jl)).expect("parses")[1]
                 .text
                 .contains('y')
         );
 
         let har_doc = br#"{"log":{"entries":[{"request":{"url":"https://x/?k=v","headers":[{"name":"Authorization","value":"Bearer t"}]},"response":{"content":{"text":"aGVsbG8=","encoding":"base64"}}}]}}"#;
         assert_eq!(sniff(har_doc), Some(Structured::Har));
-        let p = parts(har_doc, Structured::Har, &all(har_doc)).expect("parses");
+        let p = parts_of(har_doc, Structured::Har, &all(har_doc)).expect("parses");
         assert!(
             p.iter()
                 .any(|x| x.field.as_deref() == Some("request.headers[Authorization]"))

@@ -143,7 +143,7 @@ fn scan_text(
         return;
     };
     hits.extend(scratch.iter().map(|m| m.start));
-    let parts = match decode::structured_parts(data, kind, &hits) {
+    let parts = match decode::parts_of(data, kind, &hits) {
         Ok(p) => p,
         Err(e) => {
             warn(format!(

@@ -1,0 +1,907 @@
+//! One streaming structural pass over a chat export or HAR capture: where each conversation's
+//! messages (or each HAR entry) sit in the file, with the few short strings needed to name them
+//! (conversation title and ids, ChatGPT node ids and links). Nothing else is decoded or kept:
+//! string contents are skipped with `memchr2`, so a large export costs about one memory read,
+//! and the bytes can arrive in chunks (a file read piece by piece never has to be whole in
+//! memory). Messages holding a finding are parsed afterwards, from their span alone.
+
+use super::structured::Structured;
+
+/// A byte range `start..end` of the file.
+pub type Span = (usize, usize);
+
+/// Where the texts of a structured file sit.
+#[derive(Debug, Default)]
+pub struct Skeleton {
+    /// Conversations in file order (HAR: one, holding the entries as its messages).
+    pub convs: Vec<Conv>,
+    /// JSONL: the end offset of every line but the last (the offset of its `\n`).
+    pub line_ends: Vec<usize>,
+    /// JSONL: the file length.
+    pub len: usize,
+}
+
+/// One conversation of an export.
+#[derive(Debug, Default)]
+pub struct Conv {
+    /// ChatGPT `title`, Claude `name`.
+    pub title: Option<String>,
+    /// ChatGPT `conversation_id`, Claude `uuid`.
+    pub conv_id: Option<String>,
+    /// ChatGPT `id`.
+    pub id: Option<String>,
+    /// Claude `chat_messages[]`, HAR `log.entries[]`: each item's span, in order.
+    pub messages: Vec<Span>,
+    /// ChatGPT `mapping`: its nodes, in file order.
+    pub nodes: Vec<Node>,
+}
+
+/// A ChatGPT `mapping` node. Ids are kept as 64-bit hashes of their text (they are only
+/// compared), so indexing a large export allocates little.
+#[derive(Debug, Default)]
+pub struct Node {
+    /// Its key in `mapping`.
+    pub id: u64,
+    /// `parent` (absent or null: none).
+    pub parent: Option<u64>,
+    /// `children`.
+    pub children: Vec<u64>,
+    /// The span of `message` (absent or null: none).
+    pub message: Option<Span>,
+}
+
+/// What a container is, for the format being indexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Nothing inside is needed.
+    Skip,
+    /// The top-level list of conversations.
+    ConvList,
+    /// A conversation object.
+    Conv,
+    /// ChatGPT `mapping`.
+    Mapping,
+    /// A ChatGPT mapping node.
+    Node,
+    /// A node's `children`.
+    Children,
+    /// Claude `chat_messages`, HAR `entries`.
+    Messages,
+    /// The HAR document.
+    HarTop,
+    /// HAR `log`.
+    HarLog,
+    /// A message or entry: its span is recorded when it closes.
+    Span,
+}
+
+/// What the current key of an object names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Other,
+    Title,
+    ConvId,
+    Id,
+    Mapping,
+    ChatMessages,
+    Parent,
+    Children,
+    Message,
+    Log,
+    Entries,
+    /// A mapping key: the node id is in `Indexer::key`.
+    NodeId,
+}
+
+/// Where a captured string goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cap {
+    None,
+    Key,
+    Title,
+    ConvId,
+    Id,
+    Parent,
+    Child,
+}
+
+/// Where in an object or array the next byte is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At {
+    /// Object: a key or `}` (right after `{`); array: a value or `]` (right after `[`).
+    First,
+    /// Object: a key (after `,`); array: a value (after `,`).
+    Next,
+    /// Object: `:` after a key.
+    Colon,
+    /// Object: the value after `:`.
+    Value,
+    /// After a value: `,` or the closing bracket.
+    After,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    obj: bool,
+    role: Role,
+    at: At,
+    key: Key,
+    start: usize,
+}
+
+/// Longest string kept (titles, ids); longer ones are cut.
+const CAP_MAX: usize = 16 * 1024;
+
+/// Feed the file's bytes in order with [`Indexer::feed`], then [`Indexer::finish`].
+///
+/// The bytes are classified 64 at a time into bit masks (quotes, backslashes, brackets, `:` `,`,
+/// whitespace), as simdjson does: escaped quotes are found from runs of backslashes, and which
+/// bytes are inside strings from a prefix XOR of the real quotes. Inside a message (or any part
+/// of the document nothing is needed from) only brackets outside strings are looked at, one bit
+/// at a time; elsewhere every structural byte is.
+#[derive(Debug)]
+pub struct Indexer {
+    kind: Structured,
+    /// Classify with AVX2 (detected once per file).
+    avx2: bool,
+    frames: Vec<Frame>,
+    /// Offset of the next byte fed.
+    pos: usize,
+    /// Bytes waiting for a whole 64-byte block.
+    stage: Vec<u8>,
+    /// Carries between blocks: the first byte of the next block is escaped; the last byte was
+    /// inside a string; the last byte was part of a scalar (number, `true`, ...).
+    prev_escaped: u64,
+    in_string: bool,
+    prev_other: bool,
+    /// Inside a container nothing is needed from: the brackets opened in it so far (true: `{`).
+    skipping: bool,
+    inner: Vec<bool>,
+    cap: Cap,
+    /// While a string is captured: where its unread bytes start in the current block.
+    cap_from: usize,
+    buf: Vec<u8>,
+    /// The last mapping key read (a node id).
+    key: u64,
+    root_done: bool,
+    saw_log: bool,
+    err: Option<String>,
+    skel: Skeleton,
+}
+
+/// One 64-byte block, classified: bit `i` stands for byte `i`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Masks {
+    quote: u64,
+    backslash: u64,
+    /// `{` or `[`.
+    open: u64,
+    /// `}` or `]`.
+    close: u64,
+    /// `:` or `,`.
+    punct: u64,
+    /// Bytes up to 0x20 (JSON whitespace; control bytes are invalid outside strings anyway).
+    ws: u64,
+}
+
+/// [`Masks`] of one block with SSE2 (every x86_64 CPU has it); `punct` and `ws` only when
+/// `full` (inside a skipped container only strings and brackets matter).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn classify_sse2(b: &[u8; 64], full: bool) -> Masks {
+    use std::arch::x86_64::*;
+    let mut m = Masks::default();
+    // SAFETY: SSE2 is part of every x86_64 CPU; each load reads 16 bytes inside the 64-byte
+    // array (`loadu`: no alignment needed).
+    unsafe {
+        let p = b.as_ptr().cast::<__m128i>();
+        for k in 0..4 {
+            let v = _mm_loadu_si128(p.add(k));
+            let bits = |x: __m128i| u64::from(_mm_movemask_epi8(x) as u16) << (16 * k);
+            let eq = |x: __m128i, c: u8| _mm_cmpeq_epi8(x, _mm_set1_epi8(c as i8));
+            // `[` and `{` (and `]`, `}`) differ only in bit 0x20.
+            let folded = _mm_or_si128(v, _mm_set1_epi8(0x20));
+            m.quote |= bits(eq(v, b'"'));
+            m.backslash |= bits(eq(v, b'\\'));
+            m.open |= bits(eq(folded, b'{'));
+            m.close |= bits(eq(folded, b'}'));
+            if full {
+                m.punct |= bits(_mm_or_si128(eq(v, b':'), eq(v, b',')));
+                m.ws |= bits(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x20)), v));
+            }
+        }
+    }
+    m
+}
+
+/// [`classify_sse2`] with AVX2: two 32-byte lanes instead of four 16-byte ones.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn classify_avx2(b: &[u8; 64], full: bool) -> Masks {
+    use std::arch::x86_64::*;
+    let mut m = Masks::default();
+    // SAFETY: this function only runs where AVX2 is enabled (target_feature); each load reads
+    // 32 bytes inside the 64-byte array (`loadu`: no alignment needed).
+    unsafe {
+        let p = b.as_ptr().cast::<__m256i>();
+        for k in 0..2 {
+            let v = _mm256_loadu_si256(p.add(k));
+            let bits = |x: __m256i| u64::from(_mm256_movemask_epi8(x) as u32) << (32 * k);
+            let eq = |x: __m256i, c: u8| _mm256_cmpeq_epi8(x, _mm256_set1_epi8(c as i8));
+            let folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
+            m.quote |= bits(eq(v, b'"'));
+            m.backslash |= bits(eq(v, b'\\'));
+            m.open |= bits(eq(folded, b'{'));
+            m.close |= bits(eq(folded, b'}'));
+            if full {
+                m.punct |= bits(_mm256_or_si256(eq(v, b':'), eq(v, b',')));
+                m.ws |= bits(_mm256_cmpeq_epi8(
+                    _mm256_min_epu8(v, _mm256_set1_epi8(0x20)),
+                    v,
+                ));
+            }
+        }
+    }
+    m
+}
+
+/// One block's masks, with AVX2 when `AVX` (only instantiated so inside an AVX2 function).
+#[allow(unsafe_code)]
+#[inline(always)]
+fn classify<const AVX: bool>(b: &[u8; 64], full: bool) -> Masks {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if AVX {
+            // SAFETY: `AVX` is true only in `Indexer::block_avx2`, entered after
+            // `is_x86_feature_detected!("avx2")`.
+            return unsafe { classify_avx2(b, full) };
+        }
+        classify_sse2(b, full)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut m = classify_portable(b);
+        if !full {
+            m.punct = 0;
+            m.ws = 0;
+        }
+        m
+    }
+}
+
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn classify_portable(b: &[u8; 64]) -> Masks {
+    let mut m = Masks::default();
+    for (i, &x) in b.iter().enumerate() {
+        let bit = 1u64 << i;
+        match x {
+            b'"' => m.quote |= bit,
+            b'\\' => m.backslash |= bit,
+            b'{' | b'[' => m.open |= bit,
+            b'}' | b']' => m.close |= bit,
+            b':' | b',' => m.punct |= bit,
+            0..=0x20 => m.ws |= bit,
+            _ => {}
+        }
+    }
+    m
+}
+
+/// The bytes escaped by a backslash (simdjson's odd-length run trick); `prev` carries whether
+/// the first byte of the next block is escaped.
+fn find_escaped(backslash: u64, prev: &mut u64) -> u64 {
+    const EVEN: u64 = 0x5555_5555_5555_5555;
+    let backslash = backslash & !*prev;
+    let follows_escape = (backslash << 1) | *prev;
+    let odd_starts = backslash & !EVEN & !follows_escape;
+    let (even_starts, overflow) = odd_starts.overflowing_add(backslash);
+    *prev = u64::from(overflow);
+    let invert = even_starts << 1;
+    (EVEN ^ invert) & follows_escape
+}
+
+/// Bit `i` is the XOR of bits `0..=i`: set from an opening quote up to (not including) its
+/// closing quote.
+fn prefix_xor(mut x: u64) -> u64 {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    x
+}
+
+impl Indexer {
+    /// Start indexing a file sniffed as `kind`.
+    pub fn new(kind: Structured) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        Indexer {
+            kind,
+            avx2,
+            frames: Vec::new(),
+            pos: 0,
+            stage: Vec::with_capacity(64),
+            prev_escaped: 0,
+            in_string: false,
+            prev_other: false,
+            skipping: false,
+            inner: Vec::new(),
+            cap: Cap::None,
+            cap_from: 0,
+            buf: Vec::new(),
+            key: 0,
+            root_done: false,
+            saw_log: false,
+            err: None,
+            skel: Skeleton::default(),
+        }
+    }
+
+    /// The next bytes of the file.
+    pub fn feed(&mut self, mut chunk: &[u8]) {
+        if self.kind == Structured::ChatJsonl {
+            let base = self.pos;
+            self.skel
+                .line_ends
+                .extend(memchr::memchr_iter(b'\n', chunk).map(|i| base + i));
+            self.pos += chunk.len();
+            return;
+        }
+        if !self.stage.is_empty() {
+            let take = chunk.len().min(64 - self.stage.len());
+            self.stage.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if self.stage.len() < 64 {
+                return;
+            }
+            let mut block = [0u8; 64];
+            block.copy_from_slice(&self.stage);
+            self.stage.clear();
+            self.block(&block, 64);
+        }
+        let mut blocks = chunk.chunks_exact(64);
+        for b in &mut blocks {
+            if self.err.is_some() {
+                return;
+            }
+            let b: &[u8; 64] = b.try_into().expect("64 bytes");
+            self.block(b, 64);
+        }
+        self.stage.extend_from_slice(blocks.remainder());
+    }
+
+    /// Classify one block and act on its events; only the first `len` bytes are real.
+    #[allow(unsafe_code)]
+    fn block(&mut self, b: &[u8; 64], len: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: `avx2` is set only when the CPU has AVX2.
+            unsafe { self.block_avx2(b, len) };
+            return;
+        }
+        self.block_with::<false>(b, len);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn block_avx2(&mut self, b: &[u8; 64], len: usize) {
+        self.block_with::<true>(b, len);
+    }
+
+    #[inline(always)]
+    fn block_with<const AVX: bool>(&mut self, b: &[u8; 64], len: usize) {
+        let base = self.pos;
+        self.pos += len;
+        let real = if len == 64 { !0 } else { (1u64 << len) - 1 };
+        let mut full = !self.skipping;
+        let mut m = classify::<AVX>(b, full);
+        let escaped = find_escaped(m.backslash, &mut self.prev_escaped);
+        let quotes = m.quote & !escaped & real;
+        let carry = if self.in_string { !0 } else { 0 };
+        let inside = prefix_xor(quotes) ^ carry;
+        self.in_string = (inside >> (len - 1)) & 1 == 1;
+        let outside = !inside & real;
+        let brackets = (m.open | m.close) & outside;
+        // Scalar starts and events need `punct` and `ws`: computed when not skipping, or once
+        // skipping ends inside this block.
+        let events_of = |m: &Masks, prev_other: bool| {
+            let other = !(m.quote | m.open | m.close | m.punct | m.ws) & outside;
+            let scalar_starts = other & !((other << 1) | u64::from(prev_other));
+            let events = ((m.open | m.close | m.punct) & outside) | quotes | scalar_starts;
+            (events, (other >> (len - 1)) & 1 == 1)
+        };
+        let (mut events, mut last_other) = if full {
+            events_of(&m, self.prev_other)
+        } else {
+            (0, false)
+        };
+        let mut todo = real;
+        loop {
+            if !self.skipping && !full {
+                full = true;
+                m = classify::<AVX>(b, true);
+                (events, last_other) = events_of(&m, false);
+            }
+            let ev = todo & if self.skipping { brackets } else { events };
+            if ev == 0 || self.err.is_some() {
+                break;
+            }
+            let i = ev.trailing_zeros() as usize;
+            todo &= (!1u64).checked_shl(i as u32).unwrap_or(0);
+            let at = base + i;
+            match b[i] {
+                b'"' if (inside >> i) & 1 == 1 => self.string_start(at, i + 1),
+                b'"' => {
+                    if self.cap != Cap::None {
+                        self.keep(&b[self.cap_from..i]);
+                    }
+                    self.end_string();
+                }
+                c @ (b'{' | b'[') if self.skipping => self.inner.push(c == b'{'),
+                c @ (b'}' | b']') if self.skipping => match self.inner.pop() {
+                    Some(obj) if obj == (c == b'}') => {}
+                    Some(_) => self.fail(at, "a closing bracket of the wrong kind"),
+                    None => {
+                        self.skipping = false;
+                        self.close(c == b'}', at);
+                    }
+                },
+                c @ (b'{' | b'[') => self.open(c == b'{', at),
+                c @ (b'}' | b']') => self.close(c == b'}', at),
+                b':' => match self.frames.last_mut() {
+                    Some(f) if f.obj && f.at == At::Colon => f.at = At::Value,
+                    _ => self.fail(at, "unexpected ':'"),
+                },
+                b',' => match self.frames.last_mut() {
+                    Some(f) if f.at == At::After => f.at = At::Next,
+                    _ => self.fail(at, "unexpected ','"),
+                },
+                c if c.is_ascii_alphanumeric() || c == b'-' => {
+                    self.value_start(at);
+                }
+                c => self.fail(at, &format!("unexpected byte 0x{c:02x}")),
+            }
+        }
+        self.prev_other = last_other;
+        if self.in_string && self.cap != Cap::None {
+            self.keep(&b[self.cap_from..len]);
+            self.cap_from = 0;
+        }
+    }
+
+    /// The skeleton, or why the file is not well-formed JSON of its kind.
+    pub fn finish(mut self) -> Result<Skeleton, String> {
+        if !self.stage.is_empty() && self.err.is_none() {
+            let len = self.stage.len();
+            let mut block = [b' '; 64];
+            block[..len].copy_from_slice(&self.stage);
+            self.stage.clear();
+            self.block(&block, len);
+        }
+        if let Some(e) = self.err {
+            return Err(e);
+        }
+        self.skel.len = self.pos;
+        if self.kind == Structured::ChatJsonl {
+            return Ok(self.skel);
+        }
+        if self.in_string || !self.frames.is_empty() || !self.root_done {
+            return Err(format!(
+                "not valid JSON: the file ends inside a value ({} bytes)",
+                self.pos
+            ));
+        }
+        if self.kind == Structured::Har && !self.saw_log {
+            return Err("not a HAR capture: no \"log\" object".into());
+        }
+        Ok(self.skel)
+    }
+
+    fn fail(&mut self, at: usize, what: &str) {
+        if self.err.is_none() {
+            self.err = Some(format!("not valid JSON at byte {at}: {what}"));
+        }
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        if self.cap != Cap::None && self.buf.len() < CAP_MAX {
+            let room = CAP_MAX - self.buf.len();
+            self.buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+    }
+
+    /// A value begins at `at`: check the position, and mark the container as past it.
+    /// Returns the role the value has (for containers and captured strings).
+    fn value_start(&mut self, at: usize) -> (Role, Key) {
+        let Some(f) = self.frames.last_mut() else {
+            if self.root_done {
+                self.fail(at, "more than one top-level value");
+            }
+            return (Role::Skip, Key::Other);
+        };
+        let ok = if f.obj {
+            f.at == At::Value
+        } else {
+            matches!(f.at, At::First | At::Next)
+        };
+        if !ok {
+            self.fail(at, "a value where it cannot be");
+            return (Role::Skip, Key::Other);
+        }
+        f.at = At::After;
+        (f.role, f.key)
+    }
+
+    /// A string opens at `at`; its first byte is at `from` in the current block.
+    fn string_start(&mut self, at: usize, from: usize) {
+        self.buf.clear();
+        self.cap_from = from;
+        let Some(f) = self.frames.last_mut() else {
+            self.cap = Cap::None;
+            self.value_start(at);
+            return;
+        };
+        if f.obj && matches!(f.at, At::First | At::Next) {
+            f.at = At::Colon;
+            f.key = Key::Other;
+            self.cap = Cap::Key;
+            return;
+        }
+        let (role, key) = self.value_start(at);
+        self.cap = match (role, key) {
+            (Role::Conv, Key::Title) => Cap::Title,
+            (Role::Conv, Key::ConvId) => Cap::ConvId,
+            (Role::Conv, Key::Id) => Cap::Id,
+            (Role::Node, Key::Parent) => Cap::Parent,
+            (Role::Children, _) => Cap::Child,
+            _ => Cap::None,
+        };
+    }
+
+    fn end_string(&mut self) {
+        let cap = std::mem::replace(&mut self.cap, Cap::None);
+        if cap == Cap::None {
+            return;
+        }
+        let conv = self.skel.convs.last_mut();
+        match cap {
+            Cap::Key => {
+                let Some(f) = self.frames.last_mut() else {
+                    return;
+                };
+                if f.role == Role::Mapping {
+                    f.key = Key::NodeId;
+                    self.key = id_hash(&self.buf);
+                    return;
+                }
+                let owned;
+                let name: &[u8] = if self.buf.contains(&b'\\') {
+                    owned = unescape(&self.buf);
+                    owned.as_bytes()
+                } else {
+                    &self.buf
+                };
+                f.key = match (f.role, name) {
+                    (Role::Conv, b"title" | b"name") => Key::Title,
+                    (Role::Conv, b"conversation_id" | b"uuid") => Key::ConvId,
+                    (Role::Conv, b"id") => Key::Id,
+                    (Role::Conv, b"mapping") if self.kind == Structured::ChatGpt => Key::Mapping,
+                    (Role::Conv, b"chat_messages") if self.kind == Structured::Claude => {
+                        Key::ChatMessages
+                    }
+                    (Role::Node, b"parent") => Key::Parent,
+                    (Role::Node, b"children") => Key::Children,
+                    (Role::Node, b"message") => Key::Message,
+                    (Role::HarTop, b"log") => Key::Log,
+                    (Role::HarLog, b"entries") => Key::Entries,
+                    _ => Key::Other,
+                };
+            }
+            Cap::Title => set(conv.map(|c| &mut c.title), unescape(&self.buf)),
+            Cap::ConvId => set(conv.map(|c| &mut c.conv_id), unescape(&self.buf)),
+            Cap::Id => set(conv.map(|c| &mut c.id), unescape(&self.buf)),
+            Cap::Parent => {
+                if let Some(n) = conv.and_then(|c| c.nodes.last_mut()) {
+                    n.parent = Some(id_hash(&self.buf));
+                }
+            }
+            Cap::Child => {
+                if let Some(n) = conv.and_then(|c| c.nodes.last_mut()) {
+                    n.children.push(id_hash(&self.buf));
+                }
+            }
+            Cap::None => {}
+        }
+    }
+
+    fn open(&mut self, obj: bool, at: usize) {
+        let top = self.frames.is_empty();
+        let (parent, key) = self.value_start(at);
+        if self.err.is_some() {
+            return;
+        }
+        let gpt_or_claude = matches!(self.kind, Structured::ChatGpt | Structured::Claude);
+        let role = if top {
+            match (self.kind, obj) {
+                (Structured::Har, true) => Role::HarTop,
+                (_, false) if gpt_or_claude => Role::ConvList,
+                (_, true) if gpt_or_claude => Role::Conv,
+                _ => {
+                    self.fail(at, "the top-level value is not what this format has");
+                    return;
+                }
+            }
+        } else {
+            match (parent, key, obj) {
+                (Role::ConvList, _, true) => Role::Conv,
+                (Role::Conv, Key::Mapping, true) => Role::Mapping,
+                (Role::Conv, Key::ChatMessages, false) => Role::Messages,
+                (Role::Mapping, Key::NodeId, true) => Role::Node,
+                (Role::Node, Key::Children, false) => Role::Children,
+                (Role::Node, Key::Message, _) => Role::Span,
+                (Role::Messages, _, true) => Role::Span,
+                (Role::HarTop, Key::Log, true) => Role::HarLog,
+                (Role::HarLog, Key::Entries, false) => Role::Messages,
+                _ => Role::Skip,
+            }
+        };
+        match role {
+            Role::Conv => self.skel.convs.push(Conv::default()),
+            Role::HarLog => {
+                self.saw_log = true;
+                self.skel.convs.push(Conv::default());
+            }
+            Role::Node => {
+                if let Some(c) = self.skel.convs.last_mut() {
+                    c.nodes.push(Node {
+                        id: self.key,
+                        ..Node::default()
+                    });
+                }
+            }
+            _ => {}
+        }
+        self.frames.push(Frame {
+            obj,
+            role,
+            at: At::First,
+            key: Key::Other,
+            start: at,
+        });
+        if matches!(role, Role::Skip | Role::Span) {
+            self.skipping = true;
+            self.inner.clear();
+        }
+    }
+
+    fn close(&mut self, obj: bool, at: usize) {
+        let Some(f) = self.frames.pop() else {
+            self.fail(at, "a closing bracket with nothing open");
+            return;
+        };
+        let ok = f.obj == obj && matches!(f.at, At::First | At::After);
+        if !ok {
+            self.fail(at, "a closing bracket where it cannot be");
+            return;
+        }
+        if f.role == Role::Span {
+            let span = (f.start, at + 1);
+            let parent = self.frames.last().map(|p| p.role);
+            if let Some(c) = self.skel.convs.last_mut() {
+                match parent {
+                    Some(Role::Node) => {
+                        if let Some(n) = c.nodes.last_mut() {
+                            n.message = Some(span);
+                        }
+                    }
+                    _ => c.messages.push(span),
+                }
+            }
+        }
+        if self.frames.is_empty() {
+            self.root_done = true;
+        }
+    }
+}
+
+fn set(slot: Option<&mut Option<String>>, text: String) {
+    if let Some(s) = slot {
+        *s = Some(text);
+    }
+}
+
+/// A node id's 64-bit FNV-1a hash, of its text (escapes decoded).
+fn id_hash(raw: &[u8]) -> u64 {
+    let owned;
+    let bytes = if raw.contains(&b'\\') {
+        owned = unescape(raw);
+        owned.as_bytes()
+    } else {
+        raw
+    };
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A JSON string's raw contents (between the quotes) as text.
+fn unescape(raw: &[u8]) -> String {
+    if !raw.contains(&b'\\') {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    let mut quoted = Vec::with_capacity(raw.len() + 2);
+    quoted.push(b'"');
+    quoted.extend_from_slice(raw);
+    quoted.push(b'"');
+    serde_json::from_slice::<String>(&quoted)
+        .unwrap_or_else(|_| String::from_utf8_lossy(raw).into_owned())
+}
+
+/// Index a whole document at once.
+pub fn index(data: &[u8], kind: Structured) -> Result<Skeleton, String> {
+    let mut ix = Indexer::new(kind);
+    ix.feed(data);
+    ix.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every split of the document into two chunks gives the same skeleton as one chunk, with
+    /// and without AVX2.
+    fn chunked_agrees(doc: &[u8], kind: Structured) -> Skeleton {
+        let whole = index(doc, kind).expect("indexes");
+        let mut sse2 = Indexer::new(kind);
+        sse2.avx2 = false;
+        sse2.feed(doc);
+        let sse2 = sse2.finish().expect("indexes without AVX2");
+        assert_eq!(format!("{sse2:?}"), format!("{whole:?}"));
+        for cut in 0..=doc.len() {
+            let mut ix = Indexer::new(kind);
+            ix.feed(&doc[..cut]);
+            ix.feed(&doc[cut..]);
+            let s = ix.finish().expect("indexes in two chunks");
+            assert_eq!(format!("{s:?}"), format!("{whole:?}"), "cut at {cut}");
+        }
+        whole
+    }
+
+    #[test]
+    fn chatgpt_nodes_messages_and_escaped_titles() {
+        let doc = br#"[{"title":"De\"ploy \u00e9","id":"c1","mapping":{"a":{"id":"a","message":null,"parent":null,"children":["b"]},"b":{"message":{"author":{"role":"user"},"content":{"parts":["x [ } \\"]}},"parent":"a","children":[]}}}, {"title":"","conversation_id":"c2","mapping":{}}]"#;
+        let s = chunked_agrees(doc, Structured::ChatGpt);
+        assert_eq!(s.convs.len(), 2);
+        let c = &s.convs[0];
+        assert_eq!(c.title.as_deref(), Some("De\"ploy é"));
+        assert_eq!(c.id.as_deref(), Some("c1"));
+        assert_eq!(c.nodes.len(), 2);
+        assert_eq!(c.nodes[0].id, id_hash(b"a"));
+        assert_eq!(c.nodes[0].children, vec![id_hash(b"b")]);
+        assert_eq!(c.nodes[0].message, None);
+        assert_eq!(c.nodes[1].parent, Some(id_hash(b"a")));
+        assert_eq!(id_hash(br"\u0061"), id_hash(b"a"));
+        let (a, b) = c.nodes[1].message.expect("span");
+        let m: serde_json::Value = serde_json::from_slice(&doc[a..b]).expect("span is the object");
+        assert_eq!(m["author"]["role"], "user");
+        assert_eq!(s.convs[1].conv_id.as_deref(), Some("c2"));
+    }
+
+    #[test]
+    fn claude_and_har_spans() {
+        let doc = br#"{"summary":"a long string that is not kept, running past one block of 64 bytes","uuid":"u","name":"N","chat_messages":[{"text":"a"},{"text":"b]"}]}"#;
+        let s = chunked_agrees(doc, Structured::Claude);
+        assert_eq!(s.convs[0].title.as_deref(), Some("N"));
+        // Strings that are not kept, crossing a block boundary from anywhere in a block.
+        for pad in 0..64 {
+            let doc = format!(
+                r#"{{{}"summary":"{}","name":"T{pad}","chat_messages":[]}}"#,
+                " ".repeat(pad),
+                "s".repeat(70)
+            );
+            let s = index(doc.as_bytes(), Structured::Claude).expect("indexes");
+            assert_eq!(s.convs[0].title, Some(format!("T{pad}")));
+        }
+        assert_eq!(s.convs[0].messages.len(), 2);
+        let (a, b) = s.convs[0].messages[1];
+        assert_eq!(&doc[a..b], br#"{"text":"b]"}"#);
+
+        let har = b"{\n \"log\": {\"version\": \"1.2\", \"entries\": [\n  {\"request\": {\"url\": \"u\"}},\n  {\"x\": [1, 2.5e3, true, null]}\n ]}\n}\n";
+        let s = chunked_agrees(har, Structured::Har);
+        assert_eq!(s.convs[0].messages.len(), 2);
+        let (a, b) = s.convs[0].messages[0];
+        assert_eq!(&har[a..b], br#"{"request": {"url": "u"}}"#);
+    }
+
+    #[test]
+    fn malformed_documents_are_errors() {
+        for (doc, kind) in [
+            (&br#"[{"title":"x","mapping":{"#[..], Structured::ChatGpt),
+            (br#"[{"title":"x"]"#, Structured::ChatGpt),
+            (br#"[{"title" "x"}]"#, Structured::ChatGpt),
+            (br#"[{"title":"x"}] ]"#, Structured::ChatGpt),
+            (br#"[{"title":"x",}"#, Structured::Claude),
+            (br#"{"nolog":{}}"#, Structured::Har),
+            (br#"["unterminated]"#, Structured::Claude),
+        ] {
+            assert!(
+                index(doc, kind).is_err(),
+                "{}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+    }
+
+    #[test]
+    fn escapes_and_brackets_in_strings_at_every_block_offset() {
+        // Messages whose text holds backslash runs, escaped quotes and brackets, shifted by one
+        // byte each time so every pattern crosses a 64-byte block boundary somewhere.
+        let tricky = ["\\", "\"", "\\\"", "\\\\", "{[", "]}", "\\\\\"]\\"];
+        let mut msgs = Vec::new();
+        for pad in 0..130 {
+            let text = format!("{}{}", "x".repeat(pad), tricky.concat().repeat(1 + pad % 3));
+            msgs.push(serde_json::json!({ "text": text, "n": [pad, { "k": null }] }));
+        }
+        let doc = serde_json::to_vec(&serde_json::json!([
+            { "uuid": "u\\\"1", "name": "t", "chat_messages": msgs }
+        ]))
+        .expect("json");
+        let s = index(&doc, Structured::Claude).expect("indexes");
+        assert_eq!(s.convs[0].conv_id.as_deref(), Some("u\\\"1"));
+        assert_eq!(s.convs[0].messages.len(), msgs.len());
+        for (span, want) in s.convs[0].messages.iter().zip(&msgs) {
+            let got: serde_json::Value =
+                serde_json::from_slice(&doc[span.0..span.1]).expect("a whole message");
+            assert_eq!(&got, want);
+        }
+        // Fed in odd-sized pieces, and without AVX2, the same.
+        let mut ix = Indexer::new(Structured::Claude);
+        ix.avx2 = false;
+        for piece in doc.chunks(37) {
+            ix.feed(piece);
+        }
+        let again = ix.finish().expect("indexes in pieces");
+        assert_eq!(again.convs[0].messages, s.convs[0].messages);
+    }
+
+    #[test]
+    fn simd_and_portable_classification_agree() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            let mut b = [0u8; 64];
+            for byte in &mut b {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Mostly the bytes that matter, some anything.
+                *byte = b"\"\\{}[]:, \t\n\ra0-\x1f\x7f\xff"[(x % 18) as usize];
+                if x % 7 == 0 {
+                    *byte = (x >> 8) as u8;
+                }
+            }
+            let (a, p) = (classify::<false>(&b, true), classify_portable(&b));
+            assert_eq!(format!("{a:?}"), format!("{p:?}"), "{b:?}");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                #[allow(unsafe_code)]
+                // SAFETY: AVX2 was detected.
+                let v = unsafe { classify_avx2(&b, true) };
+                assert_eq!(format!("{v:?}"), format!("{p:?}"), "{b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn jsonl_line_ends() {
+        let s = chunked_agrees(b"{\"a\":1}\n{\"b\":2}\n", Structured::ChatJsonl);
+        assert_eq!(s.line_ends, vec![7, 15]);
+        assert_eq!(s.len, 16);
+    }
+}
