@@ -12,7 +12,9 @@ use anyhow::Context as _;
 use super::Outcome;
 use crate::report::{self, Format, Summary, TextStyle};
 use crate::rules::RuleSet;
-use crate::scan::{Baseline, Config, Finding, Matcher, Origin, Policy, SourceKind, scan_any};
+use crate::scan::{
+    Baseline, Config, Finding, Matcher, Origin, Policy, SourceKind, scan_any, scan_file,
+};
 use crate::source::{self, Event, WalkOptions};
 
 /// Arguments of `offkey scan`.
@@ -294,6 +296,7 @@ pub fn collect(
         source::walk(&opts, || {
             let mut scratch = Vec::new();
             let mut local = Vec::new();
+            let mut chunk = Vec::new();
             let mut warn = |m: String| eprintln!("offkey: warning: {m}");
             let (errors, emit) = (&errors, &emit);
             move |ev: Event<'_>| match ev {
@@ -313,6 +316,30 @@ pub fn collect(
                         &mut warn,
                         0,
                     );
+                    if !local.is_empty() {
+                        emit(std::mem::take(&mut local));
+                    }
+                }
+                Event::Large(file, len, origin) => {
+                    files.fetch_add(1, Ordering::Relaxed);
+                    bytes.fetch_add(len, Ordering::Relaxed);
+                    if policy.path_allowed(&origin.path) {
+                        return;
+                    }
+                    let read = scan_file(
+                        matcher,
+                        policy,
+                        file,
+                        origin,
+                        &mut chunk,
+                        &mut scratch,
+                        &mut local,
+                        &mut warn,
+                    );
+                    if let Err(e) = read {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        eprintln!("offkey: error: {}: {e}", origin.path);
+                    }
                     if !local.is_empty() {
                         emit(std::mem::take(&mut local));
                     }

@@ -61,7 +61,7 @@ pub fn sniff(data: &[u8]) -> Option<Structured> {
 
 /// Fetches the bytes `start..end` of the file being read (a slice of it in memory, or a
 /// positioned read of a file scanned in chunks).
-pub type Fetch<'a> = dyn FnMut(usize, usize) -> Result<Cow<'a, [u8]>, String> + 'a;
+pub type Fetch<'a, 'f> = dyn FnMut(usize, usize) -> Result<Cow<'a, [u8]>, String> + 'f;
 
 /// The texts of a structured file that contain one of the `interesting` byte offsets (keys and
 /// context words the plain pass saw), given the file's [`Skeleton`] (where its messages sit).
@@ -70,7 +70,7 @@ pub fn parts(
     skel: &Skeleton,
     kind: Structured,
     interesting: &[usize],
-    fetch: &mut Fetch<'_>,
+    fetch: &mut Fetch<'_, '_>,
 ) -> Result<Vec<Part>, String> {
     let mut sorted = interesting.to_vec();
     sorted.sort_unstable();
@@ -95,7 +95,7 @@ pub fn parts_of(data: &[u8], kind: Structured, interesting: &[usize]) -> Result<
 }
 
 /// Fetch one span and parse it.
-fn parse_span(span: Span, fetch: &mut Fetch<'_>) -> Result<Value, String> {
+fn parse_span(span: Span, fetch: &mut Fetch<'_, '_>) -> Result<Value, String> {
     let bytes = fetch(span.0, span.1)?;
     serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON at byte {}: {e}", span.0))
 }
@@ -152,7 +152,7 @@ fn conv_title(conv: &Conv) -> Option<String> {
 fn chatgpt(
     skel: &Skeleton,
     wanted: &dyn Fn(Span) -> bool,
-    fetch: &mut Fetch<'_>,
+    fetch: &mut Fetch<'_, '_>,
 ) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
     for conv in &skel.convs {
@@ -231,7 +231,7 @@ fn conversation_order(nodes: &[Node]) -> Vec<Span> {
 fn claude(
     skel: &Skeleton,
     wanted: &dyn Fn(Span) -> bool,
-    fetch: &mut Fetch<'_>,
+    fetch: &mut Fetch<'_, '_>,
 ) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
     for conv in &skel.convs {
@@ -277,7 +277,7 @@ fn claude(
 fn jsonl(
     skel: &Skeleton,
     wanted: &dyn Fn(Span) -> bool,
-    fetch: &mut Fetch<'_>,
+    fetch: &mut Fetch<'_, '_>,
 ) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
     let mut start = 0usize;
@@ -328,7 +328,7 @@ fn jsonl(
 fn har(
     skel: &Skeleton,
     wanted: &dyn Fn(Span) -> bool,
-    fetch: &mut Fetch<'_>,
+    fetch: &mut Fetch<'_, '_>,
 ) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
     let entries = skel.convs.iter().flat_map(|c| c.messages.iter().copied());

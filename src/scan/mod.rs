@@ -11,7 +11,7 @@ mod policy;
 mod stream;
 
 pub use blob::{LineIndex, scan_blob};
-pub use dispatch::scan_any;
+pub use dispatch::{scan_any, scan_file};
 pub use finding::{Encoding, Finding, Location, Origin, SourceKind, Verification, VerifyStatus};
 pub use matcher::{Match, Matcher};
 pub use policy::{Baseline, Config, ConfigError, Policy};

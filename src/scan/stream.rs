@@ -10,28 +10,15 @@ use super::matcher::{Match, Matcher};
 use super::policy::Policy;
 use crate::decode::{self, Encoding};
 
+/// Bytes read at a time.
 const CHUNK: usize = 1 << 20;
 
-/// Fill `buf` from `r` until it holds `CHUNK` more bytes or the input ends. True at the end.
-fn fill(r: &mut dyn Read, buf: &mut Vec<u8>) -> io::Result<bool> {
-    let target = buf.len() + CHUNK;
-    while buf.len() < target {
-        let old = buf.len();
-        buf.resize(target, 0);
-        match r.read(&mut buf[old..]) {
-            Ok(0) => {
-                buf.truncate(old);
-                return Ok(true);
-            }
-            Ok(n) => buf.truncate(old + n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
-            Err(e) => {
-                buf.truncate(old);
-                return Err(e);
-            }
-        }
-    }
-    Ok(false)
+/// Fill `buf` from `r` until it holds `want` more bytes or the input ends. True at the end.
+/// Reads into the spare capacity (nothing is zeroed first).
+pub(super) fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
+    let want = want as u64;
+    let got = r.take(want).read_to_end(buf)? as u64;
+    Ok(got < want)
 }
 
 /// Walk `r` chunk by chunk; `visit(buf, matches, base_line, from, to)` gets the matches whose
@@ -50,7 +37,7 @@ fn chunks(
     let mut base_line = 1usize;
     loop {
         let before = buf.len();
-        let eof = fill(r, &mut buf)?;
+        let eof = fill(r, &mut buf, CHUNK)?;
         total += (buf.len() - before) as u64;
         matcher.find(&buf, &mut matches);
         let to = if eof {

@@ -12,9 +12,10 @@ use ignore::{WalkBuilder, WalkState};
 
 use super::{Origin, SourceKind};
 
-/// From this size up a file is memory-mapped instead of read (mapping every file was measured
-/// twice as slow; reading whole big files would hold the largest file per thread).
-const MMAP_FROM: u64 = 256 * 1024;
+/// From this size up a file is handed over open, to be read in chunks (or mapped, when it has
+/// to be whole: an archive); smaller ones are read whole into a reused buffer. Mapping every
+/// file was measured twice as slow, and reading big files whole holds the largest per thread.
+pub const LARGE_FROM: u64 = 256 * 1024;
 
 /// How to walk.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct WalkOptions {
 pub enum Event<'a> {
     /// A file's bytes.
     Blob(&'a [u8], &'a Origin),
+    /// A file of at least [`LARGE_FROM`] bytes, open, with its length: read it in chunks.
+    Large(&'a File, u64, &'a Origin),
     /// A file or folder that could not be read: the path and why. The walk goes on.
     Error(String),
     /// A file skipped on purpose: the path and why.
@@ -158,14 +161,9 @@ fn read_one<V: FnMut(Event<'_>)>(
         path: shown.to_owned(),
         ..Origin::default()
     };
-    if len >= MMAP_FROM {
-        match map(&file) {
-            Ok(m) => {
-                visit(Event::Blob(&m, &origin));
-                return;
-            }
-            Err(_) => { /* fall back to reading */ }
-        }
+    if len >= LARGE_FROM {
+        visit(Event::Large(&file, len, &origin));
+        return;
     }
     buf.clear();
     // The size is known: reserve it (plus one byte to see the end in the same read) and read
@@ -176,14 +174,14 @@ fn read_one<V: FnMut(Event<'_>)>(
         return;
     }
     visit(Event::Blob(buf, &origin));
-    if buf.capacity() > 4 * MMAP_FROM as usize {
+    if buf.capacity() > 4 * LARGE_FROM as usize {
         *buf = Vec::new();
     }
 }
 
 /// Map a file read-only.
 #[allow(unsafe_code)]
-fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
+pub fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
     // SAFETY: the map is read-only and lives only while one blob is scanned. Another process
     // truncating the file meanwhile could raise SIGBUS; secret scanners accept this for speed
     // (reading every large file into memory was measured slower), as ripgrep does.

@@ -536,3 +536,174 @@ fn git_blobs_over_max_file_size_are_skipped_with_a_warning_not_an_error() {
     let o = offkey(d, &["scan", "--git", "."], None);
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// Files from 256 KiB up are read in pieces (64 KiB) that overlap: a key at the start, at the
+/// very end, or lying across a piece boundary is found once, with the line and column of the
+/// whole file (also on a line that began pieces earlier).
+#[test]
+fn large_files_are_read_in_pieces_with_exact_lines_and_columns() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let keys: Vec<String> = (0..5).map(|_| key()).collect();
+    let more: Vec<String> = (0..40).map(|_| key()).collect();
+    let mut text = String::new();
+    let mut want = Vec::new(); // (key, line, column)
+    let mut line = 1;
+    let mut put = |text: &mut String, line: &mut usize, k: &str, before: &str| {
+        text.push_str(before);
+        let col = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        want.push((k.to_owned(), *line, col));
+        text.push_str(k);
+        text.push('\n');
+        *line += 1 + before.matches('\n').count();
+    };
+    put(&mut text, &mut line, &keys[0], "KEY=");
+    // Keys ending 0..40 bytes past a multiple of 64 KiB (wherever the reads are cut, some lie
+    // across a cut).
+    let filler = "log line with an offset of nothing in particular é\n";
+    for (j, k) in more.iter().enumerate() {
+        let at = (j + 1) * (64 << 10) - 40 + j;
+        while text.len() + 60 < at {
+            text.push_str(filler);
+            line += 1;
+        }
+        while text.len() < at {
+            text.push('.');
+        }
+        put(&mut text, &mut line, k, "");
+    }
+    put(&mut text, &mut line, &keys[1], "X=");
+    // One long line (over two pieces) with a key near its end: its column counts the whole line.
+    let long = "ü".repeat(700_000);
+    put(&mut text, &mut line, &keys[2], &format!("{long} token="));
+    while text.len() < 3 << 20 {
+        text.push_str(filler);
+        line += 1;
+    }
+    put(&mut text, &mut line, &keys[3], "");
+    // A key within the last few bytes of the file, without a newline after it.
+    text.push_str("tail ");
+    let col = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    text.push_str(&keys[4]);
+    want.push((keys[4].clone(), line, col));
+    std::fs::write(dir.path().join("big.log"), &text).expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let got: Vec<(String, usize, usize)> = findings(&o)
+        .iter()
+        .map(|f| {
+            let k = want
+                .iter()
+                .find(|(k, _, _)| {
+                    f["redacted"]
+                        .as_str()
+                        .is_some_and(|r| r.ends_with(&k[k.len() - 4..]))
+                })
+                .map(|w| w.0.clone())
+                .unwrap_or_default();
+            (
+                k,
+                f["location"]["line"].as_u64().unwrap_or(0) as usize,
+                f["location"]["column"].as_u64().unwrap_or(0) as usize,
+            )
+        })
+        .collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(got_sorted, want_sorted);
+    let all: Vec<&str> = keys.iter().chain(&more).map(String::as_str).collect();
+    assert_no_leak(&all_output(&o), &all);
+}
+
+/// A chat export larger than one read piece still names the conversation and message of each
+/// key, for keys on both sides of a piece boundary; a large truncated export falls back to plain
+/// findings with a warning.
+#[test]
+fn large_exports_are_indexed_across_pieces() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (k1, k2) = (key(), key());
+    let mut msgs = Vec::new();
+    let words = "more many from why other some so all up over also if many has it that are the ";
+    for i in 0..3000 {
+        let text = match i {
+            5 => format!("here: {k1}"),
+            2500 => format!("and \"quoted\" \\ {k2} here"),
+            _ => format!("{i} {}", words.repeat(6)),
+        };
+        msgs.push(serde_json::json!({
+            "uuid": format!("m{i}"), "sender": if i % 2 == 0 { "human" } else { "assistant" },
+            "created_at": "2025-01-02T03:04:05Z", "text": text, "content": [], "attachments": []
+        }));
+    }
+    let doc = serde_json::to_string_pretty(&serde_json::json!([
+        { "uuid": "c0", "name": "Short one", "chat_messages": [] },
+        { "uuid": "c1", "name": "Long \"talk\"", "chat_messages": msgs }
+    ]))
+    .expect("json");
+    assert!(
+        doc.find(&k2).is_some_and(|at| at > 3 << 19),
+        "{}",
+        doc.len()
+    );
+    std::fs::write(dir.path().join("conversations.json"), &doc).expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let mut f = findings(&o);
+    f.sort_by_key(|x| x["location"]["message"].as_u64());
+    assert_eq!(f.len(), 2, "{f:?}");
+    for (x, (msg, role)) in f.iter().zip([(5, "assistant"), (2500, "human")]) {
+        assert_eq!(x["location"]["source"], "transcript");
+        assert_eq!(x["location"]["conversation"], "Long \"talk\"");
+        assert_eq!(x["location"]["message"], msg);
+        assert_eq!(x["location"]["role"], role);
+    }
+    assert_no_leak(&all_output(&o), &[&k1, &k2]);
+
+    std::fs::write(
+        dir.path().join("conversations.json"),
+        &doc[..doc.len() - 100],
+    )
+    .expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("scanned as plain text"));
+    let f = findings(&o);
+    assert_eq!(f.len(), 2);
+    assert!(f.iter().all(|x| x["location"]["source"] == "file"));
+}
+
+/// Large archives and UTF-16 files, which must be whole to be decoded, are still scanned.
+#[test]
+fn large_gzip_and_utf16_files_are_still_decoded() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (k1, k2) = (key(), key());
+    let mut plain = Vec::new();
+    // Incompressible-ish filler so the gzip itself is over 256 KiB.
+    let mut x = 7u64;
+    while plain.len() < 600_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        plain.extend_from_slice(format!("{x:016x} ").as_bytes());
+    }
+    plain.extend_from_slice(format!("\nOFFSET_API_KEY={k1}\n").as_bytes());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&plain).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    assert!(gz.len() > 256 * 1024);
+    std::fs::write(dir.path().join("app.log.gz"), gz).expect("write");
+    let text = format!("{}\nkey {k2}\n", "filler line\n".repeat(30_000));
+    let mut utf16 = vec![0xff, 0xfe];
+    utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    std::fs::write(dir.path().join("notes.txt"), utf16).expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let f = findings(&o);
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(
+        f.iter()
+            .any(|x| x["location"]["path"] == "app.log.gz!app.log")
+    );
+    assert!(f.iter().any(|x| x["encoding"] == "utf-16"));
+}
