@@ -366,33 +366,44 @@ impl Indexer {
             self.stage.clear();
             self.block(&block, 64);
         }
-        let mut blocks = chunk.chunks_exact(64);
-        for b in &mut blocks {
-            if self.err.is_some() {
-                return;
-            }
-            let b: &[u8; 64] = b.try_into().expect("64 bytes");
-            self.block(b, 64);
-        }
-        self.stage.extend_from_slice(blocks.remainder());
+        let whole = chunk.len() / 64 * 64;
+        self.blocks(&chunk[..whole]);
+        self.stage.extend_from_slice(&chunk[whole..]);
     }
 
-    /// Classify one block and act on its events; only the first `len` bytes are real.
+    /// Every 64-byte block of `data` (a multiple of 64 bytes long), in one loop compiled with
+    /// AVX2 when the CPU has it.
     #[allow(unsafe_code)]
-    fn block(&mut self, b: &[u8; 64], len: usize) {
+    fn blocks(&mut self, data: &[u8]) {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
             // SAFETY: `avx2` is set only when the CPU has AVX2.
-            unsafe { self.block_avx2(b, len) };
+            unsafe { self.blocks_avx2(data) };
             return;
         }
-        self.block_with::<false>(b, len);
+        self.blocks_with::<false>(data);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn block_avx2(&mut self, b: &[u8; 64], len: usize) {
-        self.block_with::<true>(b, len);
+    fn blocks_avx2(&mut self, data: &[u8]) {
+        self.blocks_with::<true>(data);
+    }
+
+    #[inline(always)]
+    fn blocks_with<const AVX: bool>(&mut self, data: &[u8]) {
+        for b in data.chunks_exact(64) {
+            if self.err.is_some() {
+                return;
+            }
+            let b: &[u8; 64] = b.try_into().expect("64 bytes");
+            self.block_with::<AVX>(b, 64);
+        }
+    }
+
+    /// One block (the last, short one: only its first `len` bytes are real).
+    fn block(&mut self, b: &[u8; 64], len: usize) {
+        self.block_with::<false>(b, len);
     }
 
     #[inline(always)]
@@ -402,6 +413,15 @@ impl Indexer {
         let real = if len == 64 { !0 } else { (1u64 << len) - 1 };
         let mut full = !self.skipping;
         let mut m = classify::<AVX>(b, full);
+        if !full && (m.quote | m.backslash | m.open | m.close) == 0 && self.prev_escaped == 0 {
+            // Skipped text with nothing in it that matters (most of a message): only the carries.
+            self.prev_other = false;
+            if self.in_string && self.cap != Cap::None {
+                self.keep(&b[self.cap_from..len]);
+                self.cap_from = 0;
+            }
+            return;
+        }
         let escaped = find_escaped(m.backslash, &mut self.prev_escaped);
         let quotes = m.quote & !escaped & real;
         let carry = if self.in_string { !0 } else { 0 };
@@ -411,10 +431,14 @@ impl Indexer {
         let brackets = (m.open | m.close) & outside;
         // Scalar starts and events need `punct` and `ws`: computed when not skipping, or once
         // skipping ends inside this block.
+        // A closing quote matters only when its string is kept (`cap`); the others are left out
+        // of the events (fewer unpredictable branches).
+        let closing = quotes & !inside;
         let events_of = |m: &Masks, prev_other: bool| {
             let other = !(m.quote | m.open | m.close | m.punct | m.ws) & outside;
             let scalar_starts = other & !((other << 1) | u64::from(prev_other));
-            let events = ((m.open | m.close | m.punct) & outside) | quotes | scalar_starts;
+            let events =
+                ((m.open | m.close | m.punct) & outside) | (quotes & inside) | scalar_starts;
             (events, (other >> (len - 1)) & 1 == 1)
         };
         let (mut events, mut last_other) = if full {
@@ -429,7 +453,14 @@ impl Indexer {
                 m = classify::<AVX>(b, true);
                 (events, last_other) = events_of(&m, false);
             }
-            let ev = todo & if self.skipping { brackets } else { events };
+            let ev = todo
+                & if self.skipping {
+                    brackets
+                } else if self.cap != Cap::None {
+                    events | closing
+                } else {
+                    events
+                };
             if ev == 0 || self.err.is_some() {
                 break;
             }
@@ -717,7 +748,7 @@ fn set(slot: Option<&mut Option<String>>, text: String) {
     }
 }
 
-/// A node id's 64-bit FNV-1a hash, of its text (escapes decoded).
+/// A node id's 64-bit hash, of its text (escapes decoded): FxHash-style, eight bytes a step.
 fn id_hash(raw: &[u8]) -> u64 {
     let owned;
     let bytes = if raw.contains(&b'\\') {
@@ -726,9 +757,18 @@ fn id_hash(raw: &[u8]) -> u64 {
     } else {
         raw
     };
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    let mut words = bytes.chunks_exact(8);
+    let mut h = (&mut words).fold(bytes.len() as u64, |h, w| {
+        step(h, u64::from_le_bytes(w.try_into().expect("8 bytes")))
+    });
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        h = step(h, u64::from_le_bytes(last));
+    }
+    h
 }
 
 /// A JSON string's raw contents (between the quotes) as text.

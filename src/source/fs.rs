@@ -121,8 +121,10 @@ fn display_path(root: &Path, path: &Path) -> String {
     let s = rel.to_string_lossy();
     if s.is_empty() {
         path.to_string_lossy().into_owned()
-    } else {
+    } else if s.contains('\\') {
         s.replace('\\', "/")
+    } else {
+        s.into_owned()
     }
 }
 
