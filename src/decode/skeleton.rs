@@ -34,6 +34,9 @@ pub struct Conv {
     pub messages: Vec<Span>,
     /// ChatGPT `mapping`: its nodes, in file order.
     pub nodes: Vec<Node>,
+    /// The `children` ids of every node, one after another (one allocation per conversation
+    /// rather than per node).
+    pub links: Vec<u64>,
 }
 
 /// A ChatGPT `mapping` node. Ids are kept as 64-bit hashes of their text (they are only
@@ -44,8 +47,8 @@ pub struct Node {
     pub id: u64,
     /// `parent` (absent or null: none).
     pub parent: Option<u64>,
-    /// `children`.
-    pub children: Vec<u64>,
+    /// `children`: a range of the conversation's `links`.
+    pub children: (u32, u32),
     /// The span of `message` (absent or null: none).
     pub message: Option<Span>,
 }
@@ -644,8 +647,12 @@ impl Indexer {
                 }
             }
             Cap::Child => {
-                if let Some(n) = conv.and_then(|c| c.nodes.last_mut()) {
-                    n.children.push(id_hash(&self.buf));
+                if let Some(c) = conv {
+                    c.links.push(id_hash(&self.buf));
+                    let end = c.links.len() as u32;
+                    if let Some(n) = c.nodes.last_mut() {
+                        n.children.1 = end;
+                    }
                 }
             }
             Cap::None => {}
@@ -691,8 +698,10 @@ impl Indexer {
             }
             Role::Node => {
                 if let Some(c) = self.skel.convs.last_mut() {
+                    let at = c.links.len() as u32;
                     c.nodes.push(Node {
                         id: self.key,
+                        children: (at, at),
                         ..Node::default()
                     });
                 }
@@ -824,7 +833,8 @@ mod tests {
         assert_eq!(c.id.as_deref(), Some("c1"));
         assert_eq!(c.nodes.len(), 2);
         assert_eq!(c.nodes[0].id, id_hash(b"a"));
-        assert_eq!(c.nodes[0].children, vec![id_hash(b"b")]);
+        let (a, b) = c.nodes[0].children;
+        assert_eq!(c.links[a as usize..b as usize], [id_hash(b"b")]);
         assert_eq!(c.nodes[0].message, None);
         assert_eq!(c.nodes[1].parent, Some(id_hash(b"a")));
         assert_eq!(id_hash(br"\u0061"), id_hash(b"a"));

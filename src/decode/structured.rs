@@ -160,7 +160,10 @@ fn chatgpt(
             continue;
         }
         let title = conv_title(conv);
-        for (idx, span) in conversation_order(&conv.nodes).into_iter().enumerate() {
+        for (idx, span) in conversation_order(&conv.nodes, &conv.links)
+            .into_iter()
+            .enumerate()
+        {
             if !wanted(span) {
                 continue;
             }
@@ -193,7 +196,7 @@ fn chatgpt(
 /// Messages of a ChatGPT `mapping` in conversation order: depth first from the root node(s)
 /// along `children`, so every branch is included; nodes no walk reaches come last (roots, and
 /// those, in file order).
-fn conversation_order(nodes: &[Node]) -> Vec<Span> {
+fn conversation_order(nodes: &[Node], links: &[u64]) -> Vec<Span> {
     // A repeated id keeps its last node, as a JSON object does.
     let by_id: HashMap<u64, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
     let live = |i: usize| by_id.get(&nodes[i].id) == Some(&i);
@@ -214,7 +217,8 @@ fn conversation_order(nodes: &[Node]) -> Vec<Span> {
         if let Some(m) = nodes[i].message {
             out.push(m);
         }
-        for c in nodes[i].children.iter().rev() {
+        let (a, b) = nodes[i].children;
+        for c in links[a as usize..b as usize].iter().rev() {
             if let Some(&j) = by_id.get(c) {
                 stack.push(j);
             }

@@ -219,15 +219,15 @@ impl Matcher {
         out: &mut Vec<Match>,
     ) {
         let r = &self.rules.rules[rule];
-        for (s, e) in secret_spans(r, &data[ws..we]) {
+        secret_spans(r, &data[ws..we], |s, e| {
             let (s, e) = (s + ws, e + ws);
             match keep(s, e) {
                 Keep::Yes => {}
-                Keep::Skip => continue,
-                Keep::Stop => break,
+                Keep::Skip => return true,
+                Keep::Stop => return false,
             }
             if last_start[rule].is_some_and(|l| s <= l) {
-                continue;
+                return true;
             }
             if let Some(enc) = check_span(r, data, s, e) {
                 last_start[rule] = Some(s);
@@ -239,7 +239,8 @@ impl Matcher {
                     encoding: enc,
                 });
             }
-        }
+            true
+        });
     }
 }
 
@@ -250,18 +251,23 @@ enum Keep {
     Stop,
 }
 
-/// Secret spans of the rule's regex in `window`, relative to it.
-fn secret_spans(r: &Rule, window: &[u8]) -> Vec<(usize, usize)> {
+/// Each secret span of the rule's regex in `window` (relative to it) to `each`, until it
+/// answers false. No allocation: context words hit often.
+fn secret_spans(r: &Rule, window: &[u8], mut each: impl FnMut(usize, usize) -> bool) {
     if r.secret_group == 0 {
-        r.regex
-            .find_iter(window)
-            .map(|m| (m.start(), m.end()))
-            .collect()
+        for m in r.regex.find_iter(window) {
+            if !each(m.start(), m.end()) {
+                return;
+            }
+        }
     } else {
-        r.regex
-            .captures_iter(window)
-            .filter_map(|c| c.get(r.secret_group).map(|m| (m.start(), m.end())))
-            .collect()
+        for c in r.regex.captures_iter(window) {
+            if let Some(m) = c.get(r.secret_group)
+                && !each(m.start(), m.end())
+            {
+                return;
+            }
+        }
     }
 }
 
