@@ -38,7 +38,7 @@ pub struct Matcher {
     /// The packed (Teddy) searcher, forced rather than left to aho-corasick's heuristics: with
     /// every literal starting with `o`/`O` those pick a start-byte filter that stops at every `o`.
     packed: Option<packed::Searcher>,
-    ac: AhoCorasick,
+    ac: Option<AhoCorasick>,
     slots: Vec<Slot>,
     /// Longest pattern, for callers that scan in overlapping chunks.
     max_window: usize,
@@ -66,15 +66,19 @@ impl Matcher {
                 }
             }
         }
-        let ac = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(&patterns)
-            .expect("trigger literals are non-empty and few");
         let packed = packed::Config::new()
             .match_kind(packed::MatchKind::LeftmostFirst)
             .builder()
             .extend(&patterns)
             .build();
+        // The general automaton is only needed where the packed searcher is not available; its
+        // DFA takes longer to build than scanning one small file does.
+        let ac = packed.is_none().then(|| {
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(&patterns)
+                .expect("trigger literals are non-empty and few")
+        });
         let max_rule = rules.rules.iter().map(|r| r.max_len).max().unwrap_or(0);
         let max_ctx = rules
             .rules
@@ -140,14 +144,12 @@ impl Matcher {
                 }
             }
         };
-        match &self.packed {
-            Some(ps) => ps
-                .find_iter(data)
-                .for_each(|m| visit(m.pattern().as_usize(), m.start())),
-            None => self
-                .ac
-                .find_iter(data)
-                .for_each(|m| visit(m.pattern().as_usize(), m.start())),
+        if let Some(ps) = &self.packed {
+            ps.find_iter(data)
+                .for_each(|m| visit(m.pattern().as_usize(), m.start()));
+        } else if let Some(ac) = &self.ac {
+            ac.find_iter(data)
+                .for_each(|m| visit(m.pattern().as_usize(), m.start()));
         }
     }
 
