@@ -115,13 +115,27 @@ where
     Ok(())
 }
 
-/// The path relative to the scan root, with `/` separators.
+/// The path relative to the scan root, with `/` separators. The walker's paths are the root
+/// joined with names, so the root is cut off as bytes (`Path::strip_prefix` compares component
+/// by component, a measurable cost per file); anything else goes the component way.
 fn display_path(root: &Path, path: &Path) -> String {
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    let s = rel.to_string_lossy();
+    let sep = |b: u8| b == b'/' || (cfg!(windows) && b == b'\\');
+    let (r, p) = (
+        root.as_os_str().as_encoded_bytes(),
+        path.as_os_str().as_encoded_bytes(),
+    );
+    let fast = p.strip_prefix(r).and_then(|rest| match rest.first() {
+        Some(&b) if sep(b) => Some(&rest[1..]),
+        Some(_) if r.last().is_some_and(|&b| sep(b)) => Some(rest),
+        _ => None,
+    });
+    let s = match fast {
+        Some(rest) => String::from_utf8_lossy(rest),
+        None => path.strip_prefix(root).unwrap_or(path).to_string_lossy(),
+    };
     if s.is_empty() {
         path.to_string_lossy().into_owned()
-    } else if s.contains('\\') {
+    } else if cfg!(windows) && s.contains('\\') {
         s.replace('\\', "/")
     } else {
         s.into_owned()
@@ -188,4 +202,25 @@ pub fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
     // truncating the file meanwhile could raise SIGBUS; secret scanners accept this for speed
     // (reading every large file into memory was measured slower), as ripgrep does.
     unsafe { memmap2::Mmap::map(file) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_paths_are_relative_to_the_root() {
+        let d = |r: &str, p: &str| display_path(Path::new(r), Path::new(p));
+        assert_eq!(d(".", "./src/main.rs"), "src/main.rs");
+        assert_eq!(d("repo", "repo/a/b.env"), "a/b.env");
+        assert_eq!(d("repo/", "repo/a/b.env"), "a/b.env");
+        assert_eq!(d("/tmp/x", "/tmp/x/.env"), ".env");
+        // Not a byte prefix at a separator: the component way.
+        assert_eq!(d("repo", "repository/a"), "repository/a");
+        assert_eq!(d("./repo", "repo/a"), "repo/a");
+        if !cfg!(windows) {
+            // A backslash is an ordinary byte of a Unix file name.
+            assert_eq!(d("r", "r/a\\b"), "a\\b");
+        }
+    }
 }
