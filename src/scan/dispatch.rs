@@ -92,6 +92,14 @@ pub fn scan_any(
 /// the CPU cache when the matcher reads it (1 MiB pieces cost 20 % more system time).
 const PIECE: usize = 64 * 1024;
 
+/// The longest run of base64 characters a piece is grown to hold whole (see [`scan_file`]):
+/// twice the distance the base64 decoder looks back from a hit.
+const RUN_MAX: usize = 128 * 1024;
+
+fn is_base64_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=')
+}
+
 /// Scan a large file without holding it whole: 64 KiB reads into `buf` (reused), consecutive reads overlapping by the longest window a rule needs, lines and
 /// columns carried across reads. A chat export or HAR capture is indexed by the same reads
 /// (`decode::Indexer`), and only the messages holding a hit are read again. Archives and UTF-16
@@ -129,14 +137,30 @@ pub fn scan_file(
     let mut base_line = 1usize; // line number at buf[0]
     let mut base_col = 0usize; // characters before buf[0] on its line
     loop {
+        // Where this piece's part ends. A finding in a base64 token is reported at the token's
+        // start, however deep in it the key is; so never cut inside a token: move the cut back
+        // to where its run of base64 characters begins, and when the run fills the whole
+        // unvisited part, read more first (up to `RUN_MAX` bytes held).
+        let to = loop {
+            if eof {
+                break buf.len();
+            }
+            let cut = buf.len().saturating_sub(keep).max(from);
+            let mut at = cut;
+            while at > from && cut - at <= RUN_MAX && is_base64_byte(buf[at - 1]) {
+                at -= 1;
+            }
+            if at > from || cut == from {
+                break at;
+            }
+            if buf.len() - from > RUN_MAX {
+                break cut;
+            }
+            eof = super::stream::fill(&mut file, buf, PIECE)?;
+        };
         if let Some(ix) = index.as_mut() {
             ix.feed(&buf[fed..]);
         }
-        let to = if eof {
-            buf.len()
-        } else {
-            buf.len().saturating_sub(keep).max(from)
-        };
         matcher.find_hits(buf, scratch, &mut hits);
         if index.is_some() {
             let new = |&o: &usize| o >= from && o < to;

@@ -707,3 +707,36 @@ fn large_gzip_and_utf16_files_are_still_decoded() {
     );
     assert!(f.iter().any(|x| x["encoding"] == "utf-16"));
 }
+
+/// Long base64 tokens (a Kubernetes Secret holding a whole `.env`, say) are found wherever the
+/// reads of a large file are cut: a key deep inside a token is reported at the token's start,
+/// so a cut inside the token must not lose it.
+#[test]
+fn large_files_keep_keys_deep_inside_base64_tokens_across_piece_cuts() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().expect("tmp");
+    let keys: Vec<String> = (0..8).map(|_| key()).collect();
+    let mut text = String::new();
+    for (i, k) in keys.iter().enumerate() {
+        // ~40 KB tokens back to back: every cut between 64 KiB reads falls inside one, and each
+        // key's encoded form is far (> 25 KB) from its token's start.
+        let env = format!(
+            "{}OFFSET_API_KEY={k}\n",
+            format!("SETTING_{i}=value\n").repeat(1900)
+        );
+        let token = base64::engine::general_purpose::STANDARD.encode(env);
+        text.push_str(&format!("  env{i}.b64: {token}\n"));
+    }
+    assert!(text.len() > 300_000);
+    std::fs::write(dir.path().join("secret.yaml"), &text).expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let f = findings(&o);
+    assert_eq!(f.len(), keys.len(), "{f:?}");
+    for (i, x) in f.iter().enumerate() {
+        assert_eq!(x["encoding"], "base64");
+        assert_eq!(x["location"]["line"], i + 1);
+    }
+    let all: Vec<&str> = keys.iter().map(String::as_str).collect();
+    assert_no_leak(&all_output(&o), &all);
+}
