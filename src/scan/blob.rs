@@ -6,7 +6,7 @@ use super::matcher::{Match, Matcher};
 use super::policy::Policy;
 
 /// The marker that suppresses a finding on its line.
-const ALLOW_MARKER: &[u8] = b"offkey:allow";
+pub(super) const ALLOW_MARKER: &[u8] = b"offkey:allow";
 
 /// Scan `data` (from `origin`) and append its findings to `out`. `scratch` is reused between
 /// calls to keep allocation off the hot path.

@@ -136,6 +136,7 @@ pub fn scan_file(
     let mut fed = 0usize; // bytes of buf already given to the index
     let mut base_line = 1usize; // line number at buf[0]
     let mut base_col = 0usize; // characters before buf[0] on its line
+    let mut allowed_line = false; // `offkey:allow` before buf[0] on its line
     loop {
         // Where this piece's part ends. A finding in a base64 token is reported at the token's
         // start, however deep in it the key is; so never cut inside a token: move the cut back
@@ -176,6 +177,9 @@ pub fn scan_file(
         let mut lines = LineIndex::new(buf);
         for m in scratch.iter().filter(|m| m.start >= from && m.start < to) {
             let (line, col, span) = lines.locate(m.start);
+            if line == 1 && allowed_line {
+                continue; // `offkey:allow` earlier on this line, in a piece already gone
+            }
             let col = if line == 1 { base_col + col } else { col };
             let f = to_finding(
                 matcher,
@@ -195,12 +199,17 @@ pub fn scan_file(
         // Keep `keep` bytes before the unvisited part as look-behind context.
         let drop = to.saturating_sub(keep);
         let gone = &buf[..drop];
+        let marker = |b: &[u8]| memchr::memmem::find(b, super::blob::ALLOW_MARKER).is_some();
         match memchr::memrchr(b'\n', gone) {
             Some(i) => {
                 base_line += bytecount::count(gone, b'\n');
                 base_col = bytecount::num_chars(&gone[i + 1..]);
+                allowed_line = marker(&gone[i + 1..]);
             }
-            None => base_col += bytecount::num_chars(gone),
+            None => {
+                base_col += bytecount::num_chars(gone);
+                allowed_line |= marker(gone);
+            }
         }
         buf.drain(..drop);
         base += drop;

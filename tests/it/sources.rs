@@ -740,3 +740,26 @@ fn large_files_keep_keys_deep_inside_base64_tokens_across_piece_cuts() {
     let all: Vec<&str> = keys.iter().map(String::as_str).collect();
     assert_no_leak(&all_output(&o), &all);
 }
+
+/// `offkey:allow` at the start of a line longer than a read piece (minified code) still
+/// suppresses a key at its end; the same line without the marker is reported.
+#[test]
+fn allow_comment_on_a_line_longer_than_a_read_piece() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (k1, k2) = (key(), key());
+    let filler = "a=1;".repeat(100_000);
+    let text = format!("/* offkey:allow */ {filler} k=\"{k1}\";\n{filler} k=\"{k2}\";\n");
+    std::fs::write(dir.path().join("bundle.min.js"), &text).expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let f = findings(&o);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["location"]["line"], 2);
+    assert_eq!(
+        f[0]["redacted"]
+            .as_str()
+            .map(|r| r.ends_with(&k2[k2.len() - 4..])),
+        Some(true)
+    );
+    assert_no_leak(&all_output(&o), &[&k1, &k2]);
+}
