@@ -330,6 +330,7 @@ pub fn collect(
                         matcher,
                         policy,
                         file,
+                        len,
                         origin,
                         &mut chunk,
                         &mut scratch,

@@ -109,6 +109,7 @@ pub fn scan_file(
     matcher: &Matcher,
     policy: &Policy,
     mut file: &File,
+    len: u64,
     origin: &Origin,
     buf: &mut Vec<u8>,
     scratch: &mut Vec<Match>,
@@ -116,7 +117,9 @@ pub fn scan_file(
     warn: &mut dyn FnMut(String),
 ) -> io::Result<()> {
     buf.clear();
-    let mut eof = super::stream::fill(&mut file, buf, PIECE)?;
+    // Read what the file held when it was opened: a log still being written to is not chased.
+    let mut reader = file.take(len);
+    let mut eof = super::stream::fill(&mut reader, buf, PIECE)?;
     if looks_like_archive(buf).is_some()
         || buf.starts_with(&[0xff, 0xfe])
         || buf.starts_with(&[0xfe, 0xff])
@@ -157,7 +160,7 @@ pub fn scan_file(
             if buf.len() - from > RUN_MAX {
                 break cut;
             }
-            eof = super::stream::fill(&mut file, buf, PIECE)?;
+            eof = super::stream::fill(&mut reader, buf, PIECE)?;
         };
         if let Some(ix) = index.as_mut() {
             ix.feed(&buf[fed..]);
@@ -215,7 +218,7 @@ pub fn scan_file(
         base += drop;
         from = to - drop;
         fed = buf.len();
-        eof = super::stream::fill(&mut file, buf, PIECE)?;
+        eof = super::stream::fill(&mut reader, buf, PIECE)?;
     }
     let (Some(kind), Some(ix)) = (kind, index) else {
         return Ok(());
