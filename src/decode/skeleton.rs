@@ -1,6 +1,6 @@
 //! One streaming structural pass over a chat export or HAR capture: where each conversation's
 //! messages (or each HAR entry) sit in the file, with the few short strings needed to name them
-//! (conversation title and ids, ChatGPT node ids and links). Nothing else is decoded or kept:
+//! (conversation title and ids, ChatGPT node ids). Nothing else is decoded or kept:
 //! string contents are skipped with `memchr2`, so a large export costs about one memory read,
 //! and the bytes can arrive in chunks (a file read piece by piece never has to be whole in
 //! memory). Messages holding a finding are parsed afterwards, from their span alone.
@@ -34,23 +34,19 @@ pub struct Conv {
     pub messages: Vec<Span>,
     /// ChatGPT `mapping`: its nodes, in file order.
     pub nodes: Vec<Node>,
-    /// The `children` ids of every node, one after another (one allocation per conversation
-    /// rather than per node).
-    pub links: Vec<u64>,
+    /// ChatGPT: the span of the `mapping` object.
+    pub mapping: Option<Span>,
 }
 
-/// A ChatGPT `mapping` node. Ids are kept as 64-bit hashes of their text (they are only
-/// compared), so indexing a large export allocates little.
-#[derive(Debug, Default)]
+/// A ChatGPT `mapping` node: its id (as a 64-bit hash of its text: ids are only compared) and
+/// the span of its object. Its links and message are read only for a conversation holding a
+/// hit, so the index skips nodes like messages.
+#[derive(Debug, Default, Clone, Copy)]
 pub struct Node {
     /// Its key in `mapping`.
     pub id: u64,
-    /// `parent` (absent or null: none).
-    pub parent: Option<u64>,
-    /// `children`: a range of the conversation's `links`.
-    pub children: (u32, u32),
-    /// The span of `message` (absent or null: none).
-    pub message: Option<Span>,
+    /// The node object.
+    pub span: Span,
 }
 
 /// What a container is, for the format being indexed.
@@ -64,10 +60,8 @@ enum Role {
     Conv,
     /// ChatGPT `mapping`.
     Mapping,
-    /// A ChatGPT mapping node.
+    /// A ChatGPT mapping node: skipped, its span recorded.
     Node,
-    /// A node's `children`.
-    Children,
     /// Claude `chat_messages`, HAR `entries`.
     Messages,
     /// The HAR document.
@@ -87,9 +81,6 @@ enum Key {
     Id,
     Mapping,
     ChatMessages,
-    Parent,
-    Children,
-    Message,
     Log,
     Entries,
     /// A mapping key: the node id is in `Indexer::key`.
@@ -104,8 +95,6 @@ enum Cap {
     Title,
     ConvId,
     Id,
-    Parent,
-    Child,
 }
 
 /// Where in an object or array the next byte is.
@@ -593,8 +582,6 @@ impl Indexer {
             (Role::Conv, Key::Title) => Cap::Title,
             (Role::Conv, Key::ConvId) => Cap::ConvId,
             (Role::Conv, Key::Id) => Cap::Id,
-            (Role::Node, Key::Parent) => Cap::Parent,
-            (Role::Children, _) => Cap::Child,
             _ => Cap::None,
         };
     }
@@ -630,9 +617,6 @@ impl Indexer {
                     (Role::Conv, b"chat_messages") if self.kind == Structured::Claude => {
                         Key::ChatMessages
                     }
-                    (Role::Node, b"parent") => Key::Parent,
-                    (Role::Node, b"children") => Key::Children,
-                    (Role::Node, b"message") => Key::Message,
                     (Role::HarTop, b"log") => Key::Log,
                     (Role::HarLog, b"entries") => Key::Entries,
                     _ => Key::Other,
@@ -641,20 +625,6 @@ impl Indexer {
             Cap::Title => set(conv.map(|c| &mut c.title), unescape(&self.buf)),
             Cap::ConvId => set(conv.map(|c| &mut c.conv_id), unescape(&self.buf)),
             Cap::Id => set(conv.map(|c| &mut c.id), unescape(&self.buf)),
-            Cap::Parent => {
-                if let Some(n) = conv.and_then(|c| c.nodes.last_mut()) {
-                    n.parent = Some(id_hash(&self.buf));
-                }
-            }
-            Cap::Child => {
-                if let Some(c) = conv {
-                    c.links.push(id_hash(&self.buf));
-                    let end = c.links.len() as u32;
-                    if let Some(n) = c.nodes.last_mut() {
-                        n.children.1 = end;
-                    }
-                }
-            }
             Cap::None => {}
         }
     }
@@ -682,8 +652,6 @@ impl Indexer {
                 (Role::Conv, Key::Mapping, true) => Role::Mapping,
                 (Role::Conv, Key::ChatMessages, false) => Role::Messages,
                 (Role::Mapping, Key::NodeId, true) => Role::Node,
-                (Role::Node, Key::Children, false) => Role::Children,
-                (Role::Node, Key::Message, _) => Role::Span,
                 (Role::Messages, _, true) => Role::Span,
                 (Role::HarTop, Key::Log, true) => Role::HarLog,
                 (Role::HarLog, Key::Entries, false) => Role::Messages,
@@ -696,16 +664,6 @@ impl Indexer {
                 self.saw_log = true;
                 self.skel.convs.push(Conv::default());
             }
-            Role::Node => {
-                if let Some(c) = self.skel.convs.last_mut() {
-                    let at = c.links.len() as u32;
-                    c.nodes.push(Node {
-                        id: self.key,
-                        children: (at, at),
-                        ..Node::default()
-                    });
-                }
-            }
             _ => {}
         }
         self.frames.push(Frame {
@@ -715,7 +673,7 @@ impl Indexer {
             key: Key::Other,
             start: at,
         });
-        if matches!(role, Role::Skip | Role::Span) {
+        if matches!(role, Role::Skip | Role::Span | Role::Node) {
             self.skipping = true;
             self.inner.clear();
         }
@@ -731,18 +689,13 @@ impl Indexer {
             self.fail(at, "a closing bracket where it cannot be");
             return;
         }
-        if f.role == Role::Span {
-            let span = (f.start, at + 1);
-            let parent = self.frames.last().map(|p| p.role);
-            if let Some(c) = self.skel.convs.last_mut() {
-                match parent {
-                    Some(Role::Node) => {
-                        if let Some(n) = c.nodes.last_mut() {
-                            n.message = Some(span);
-                        }
-                    }
-                    _ => c.messages.push(span),
-                }
+        let span = (f.start, at + 1);
+        if let Some(c) = self.skel.convs.last_mut() {
+            match f.role {
+                Role::Span => c.messages.push(span),
+                Role::Node => c.nodes.push(Node { id: self.key, span }),
+                Role::Mapping => c.mapping = Some(span),
+                _ => {}
             }
         }
         if self.frames.is_empty() {
@@ -757,18 +710,20 @@ fn set(slot: Option<&mut Option<String>>, text: String) {
     }
 }
 
-/// A node id's 64-bit hash, of its text (escapes decoded): FxHash-style, eight bytes a step.
+/// A node id's 64-bit hash, from the raw contents of its JSON string (escapes decoded first).
 fn id_hash(raw: &[u8]) -> u64 {
-    let owned;
-    let bytes = if raw.contains(&b'\\') {
-        owned = unescape(raw);
-        owned.as_bytes()
+    if raw.contains(&b'\\') {
+        hash_id(unescape(raw).as_bytes())
     } else {
-        raw
-    };
+        hash_id(raw)
+    }
+}
+
+/// A node id's 64-bit hash, of its decoded text: FxHash-style, eight bytes a step.
+pub fn hash_id(text: &[u8]) -> u64 {
     let step = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
-    let mut words = bytes.chunks_exact(8);
-    let mut h = (&mut words).fold(bytes.len() as u64, |h, w| {
+    let mut words = text.chunks_exact(8);
+    let mut h = (&mut words).fold(text.len() as u64, |h, w| {
         step(h, u64::from_le_bytes(w.try_into().expect("8 bytes")))
     });
     let rest = words.remainder();
@@ -832,15 +787,16 @@ mod tests {
         assert_eq!(c.title.as_deref(), Some("De\"ploy é"));
         assert_eq!(c.id.as_deref(), Some("c1"));
         assert_eq!(c.nodes.len(), 2);
-        assert_eq!(c.nodes[0].id, id_hash(b"a"));
-        let (a, b) = c.nodes[0].children;
-        assert_eq!(c.links[a as usize..b as usize], [id_hash(b"b")]);
-        assert_eq!(c.nodes[0].message, None);
-        assert_eq!(c.nodes[1].parent, Some(id_hash(b"a")));
-        assert_eq!(id_hash(br"\u0061"), id_hash(b"a"));
-        let (a, b) = c.nodes[1].message.expect("span");
-        let m: serde_json::Value = serde_json::from_slice(&doc[a..b]).expect("span is the object");
-        assert_eq!(m["author"]["role"], "user");
+        assert_eq!(c.nodes[0].id, hash_id(b"a"));
+        assert_eq!(c.nodes[1].id, hash_id(b"b"));
+        let (a, b) = c.nodes[1].span;
+        let n: serde_json::Value = serde_json::from_slice(&doc[a..b]).expect("span is the node");
+        assert_eq!(n["message"]["author"]["role"], "user");
+        let (a, b) = c.mapping.expect("mapping span");
+        let m: serde_json::Value = serde_json::from_slice(&doc[a..b]).expect("the mapping");
+        assert_eq!(m.as_object().map(|o| o.len()), Some(2));
+        assert_eq!(id_hash(br"\u0061"), hash_id(b"a"));
+        assert_eq!(id_hash(br"a\\b"), hash_id(br"a\b"));
         assert_eq!(s.convs[1].conv_id.as_deref(), Some("c2"));
     }
 

@@ -9,7 +9,10 @@ use std::collections::HashMap;
 use base64::Engine;
 use serde_json::Value;
 
-use super::skeleton::{Conv, Node, Skeleton, Span};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::skeleton::{Conv, Skeleton, Span, hash_id};
 
 /// Which structured format a file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +152,25 @@ fn conv_title(conv: &Conv) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A ChatGPT node's links and message, read from its span.
+#[derive(Deserialize)]
+struct GptNode<'a> {
+    #[serde(borrow, default)]
+    parent: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    children: Vec<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+}
+
+/// A ChatGPT node with its links, ids hashed.
+struct Linked {
+    id: u64,
+    parent: Option<u64>,
+    children: Vec<u64>,
+    message: Option<Span>,
+}
+
 fn chatgpt(
     skel: &Skeleton,
     wanted: &dyn Fn(Span) -> bool,
@@ -156,18 +178,38 @@ fn chatgpt(
 ) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
     for conv in &skel.convs {
-        if !conv.nodes.iter().any(|n| n.message.is_some_and(wanted)) {
+        // Only a conversation with a hit in one of its nodes has its links read.
+        let Some(map) = conv
+            .mapping
+            .filter(|_| conv.nodes.iter().any(|n| wanted(n.span)))
+        else {
             continue;
+        };
+        let bytes = fetch(map.0, map.1)?;
+        let within = |span: Span| &bytes[span.0 - map.0..span.1 - map.0];
+        let mut nodes = Vec::with_capacity(conv.nodes.len());
+        for n in &conv.nodes {
+            let raw = within(n.span);
+            let g: GptNode<'_> = serde_json::from_slice(raw)
+                .map_err(|e| format!("not valid JSON at byte {}: {e}", n.span.0))?;
+            let message = g.message.filter(|m| m.get() != "null").map(|m| {
+                let at = n.span.0 + (m.get().as_ptr() as usize - raw.as_ptr() as usize);
+                (at, at + m.get().len())
+            });
+            nodes.push(Linked {
+                id: n.id,
+                parent: g.parent.map(|p| hash_id(p.as_bytes())),
+                children: g.children.iter().map(|c| hash_id(c.as_bytes())).collect(),
+                message,
+            });
         }
         let title = conv_title(conv);
-        for (idx, span) in conversation_order(&conv.nodes, &conv.links)
-            .into_iter()
-            .enumerate()
-        {
+        for (idx, span) in conversation_order(&nodes).into_iter().enumerate() {
             if !wanted(span) {
                 continue;
             }
-            let m = parse_span(span, fetch)?;
+            let m: Value = serde_json::from_slice(within(span))
+                .map_err(|e| format!("not valid JSON at byte {}: {e}", span.0))?;
             let mut text = String::new();
             if let Some(c) = m.get("content") {
                 content_text(c, &mut text);
@@ -196,7 +238,7 @@ fn chatgpt(
 /// Messages of a ChatGPT `mapping` in conversation order: depth first from the root node(s)
 /// along `children`, so every branch is included; nodes no walk reaches come last (roots, and
 /// those, in file order).
-fn conversation_order(nodes: &[Node], links: &[u64]) -> Vec<Span> {
+fn conversation_order(nodes: &[Linked]) -> Vec<Span> {
     // A repeated id keeps its last node, as a JSON object does.
     let by_id: HashMap<u64, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
     let live = |i: usize| by_id.get(&nodes[i].id) == Some(&i);
@@ -217,8 +259,7 @@ fn conversation_order(nodes: &[Node], links: &[u64]) -> Vec<Span> {
         if let Some(m) = nodes[i].message {
             out.push(m);
         }
-        let (a, b) = nodes[i].children;
-        for c in links[a as usize..b as usize].iter().rev() {
+        for c in nodes[i].children.iter().rev() {
             if let Some(&j) = by_id.get(c) {
                 stack.push(j);
             }
