@@ -94,6 +94,10 @@ pub struct Rule {
     pub regex: Regex,
     /// Which capture group holds the secret (0: the whole match).
     pub secret_group: usize,
+    /// When the whole regex is one byte class repeated a fixed number of times (the legacy
+    /// key's `[0-9a-f]{32}`): that class and count, so matches can be found by a plain scan
+    /// for runs (what the regex would find, without its per-search set-up).
+    pub run: Option<ClassRun>,
     /// Longest possible match, bounding the window searched around a keyword.
     pub max_len: usize,
     /// Minimum Shannon entropy in bits per byte.
@@ -352,6 +356,11 @@ fn compile_rule(r: RawRule) -> Result<Rule, String> {
         description: r.description,
         kind,
         confidence,
+        run: if secret_group == 0 {
+            class_run(regex.as_str())
+        } else {
+            None
+        },
         regex,
         secret_group,
         max_len,
@@ -364,6 +373,52 @@ fn compile_rule(r: RawRule) -> Result<Rule, String> {
         allow_paths,
         examples: r.examples,
         negative_examples: r.negative_examples,
+    })
+}
+
+/// A regex that is one ASCII byte class repeated exactly `n` times.
+#[derive(Debug, Clone)]
+pub struct ClassRun {
+    /// Bytes of the class.
+    pub class: [bool; 256],
+    /// How many.
+    pub n: usize,
+}
+
+/// `[class]{n}` (ASCII class, fixed `n`) → its [`ClassRun`]; anything else → `None`.
+fn class_run(pattern: &str) -> Option<ClassRun> {
+    use regex_syntax::hir::{Class, HirKind};
+    let hir = regex_syntax::parse(pattern).ok()?;
+    let HirKind::Repetition(rep) = hir.kind() else {
+        return None;
+    };
+    if rep.min == 0 || rep.max != Some(rep.min) {
+        return None;
+    }
+    let mut class = [false; 256];
+    match rep.sub.kind() {
+        HirKind::Class(Class::Unicode(c)) => {
+            for r in c.ranges() {
+                if !r.end().is_ascii() {
+                    return None;
+                }
+                for b in r.start() as u8..=r.end() as u8 {
+                    class[b as usize] = true;
+                }
+            }
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            for r in c.ranges() {
+                for b in r.start()..=r.end() {
+                    class[b as usize] = true;
+                }
+            }
+        }
+        _ => return None,
+    }
+    Some(ClassRun {
+        class,
+        n: rep.min as usize,
     })
 }
 

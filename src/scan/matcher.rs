@@ -256,7 +256,28 @@ enum Keep {
 /// Each secret span of the rule's regex in `window` (relative to it) to `each`, until it
 /// answers false. No allocation: context words hit often.
 fn secret_spans(r: &Rule, window: &[u8], mut each: impl FnMut(usize, usize) -> bool) {
-    if r.secret_group == 0 {
+    if let Some(run) = &r.run {
+        // `[class]{n}`: the regex's leftmost-first matches are the runs of class bytes cut
+        // into pieces of `n` from each run's start.
+        let mut i = 0;
+        while i < window.len() {
+            if !run.class[window[i] as usize] {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < window.len() && run.class[window[i] as usize] {
+                i += 1;
+            }
+            let mut s = start;
+            while s + run.n <= i {
+                if !each(s, s + run.n) {
+                    return;
+                }
+                s += run.n;
+            }
+        }
+    } else if r.secret_group == 0 {
         for m in r.regex.find_iter(window) {
             if !each(m.start(), m.end()) {
                 return;
@@ -330,6 +351,51 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn class_runs_find_what_the_regex_finds() {
+        let m = matcher();
+        let legacy = m
+            .rules()
+            .rules
+            .iter()
+            .find(|r| r.run.is_some())
+            .expect("the legacy rule is a class run");
+        assert_eq!(legacy.run.as_ref().map(|r| r.n), Some(32));
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut matched = 0;
+        for _ in 0..3000 {
+            let mut w = Vec::new();
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 140) as usize;
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Mostly hex, with breaks, so runs of every length occur.
+                w.push(if x % 40 == 0 {
+                    b"ABx =\n"[((x >> 8) % 6) as usize]
+                } else {
+                    b"0123456789abcdef"[((x >> 8) % 16) as usize]
+                });
+            }
+            let mut fast = Vec::new();
+            secret_spans(legacy, &w, |s, e| {
+                fast.push((s, e));
+                true
+            });
+            let slow: Vec<(usize, usize)> = legacy
+                .regex
+                .find_iter(&w)
+                .map(|m| (m.start(), m.end()))
+                .collect();
+            assert_eq!(fast, slow, "{}", String::from_utf8_lossy(&w));
+            matched += slow.len();
+        }
+        assert!(matched > 1000, "{matched}");
     }
 
     const KEY: &str = "oc_live_Ky9Pf34qY6Nb3wWD25RQ4F5ZR3qa7yEe2zI7BX"; // offkey:allow (fake key)
