@@ -660,6 +660,13 @@ impl Indexer {
         };
         match role {
             Role::Conv => self.skel.convs.push(Conv::default()),
+            Role::Mapping => {
+                // A repeated `mapping` key: the last one counts, as in a JSON object.
+                if let Some(c) = self.skel.convs.last_mut() {
+                    c.nodes.clear();
+                    c.mapping = None;
+                }
+            }
             Role::HarLog => {
                 self.saw_log = true;
                 self.skel.convs.push(Conv::default());

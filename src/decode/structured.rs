@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use base64::Engine;
 use serde_json::Value;
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::skeleton::{Conv, Skeleton, Span, hash_id};
@@ -152,17 +151,6 @@ fn conv_title(conv: &Conv) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A ChatGPT node's links and message, read from its span.
-#[derive(Deserialize)]
-struct GptNode<'a> {
-    #[serde(borrow, default)]
-    parent: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    children: Vec<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    message: Option<&'a RawValue>,
-}
-
 /// A ChatGPT node with its links, ids hashed.
 struct Linked {
     id: u64,
@@ -186,20 +174,38 @@ fn chatgpt(
             continue;
         };
         let bytes = fetch(map.0, map.1)?;
-        let within = |span: Span| &bytes[span.0 - map.0..span.1 - map.0];
+        let within = |span: Span| {
+            bytes
+                .get(span.0.wrapping_sub(map.0)..span.1.wrapping_sub(map.0))
+                .unwrap_or_default()
+        };
         let mut nodes = Vec::with_capacity(conv.nodes.len());
         for n in &conv.nodes {
+            // Read leniently, as the export's own viewer would: a node whose fields are not
+            // what they should be just has no links (or no message) rather than failing the file.
             let raw = within(n.span);
-            let g: GptNode<'_> = serde_json::from_slice(raw)
-                .map_err(|e| format!("not valid JSON at byte {}: {e}", n.span.0))?;
-            let message = g.message.filter(|m| m.get() != "null").map(|m| {
-                let at = n.span.0 + (m.get().as_ptr() as usize - raw.as_ptr() as usize);
-                (at, at + m.get().len())
+            let Ok(fields) = serde_json::from_slice::<HashMap<Cow<'_, str>, &RawValue>>(raw) else {
+                continue;
+            };
+            let field = |k: &str| fields.get(k).map(|r| r.get());
+            let message = field("message").filter(|m| m.starts_with('{')).map(|m| {
+                let at = n.span.0 + (m.as_ptr() as usize - raw.as_ptr() as usize);
+                (at, at + m.len())
             });
+            let text = |r: &str| serde_json::from_str::<String>(r).ok();
+            let children = field("children")
+                .and_then(|r| serde_json::from_str::<Vec<&RawValue>>(r).ok())
+                .unwrap_or_default();
             nodes.push(Linked {
                 id: n.id,
-                parent: g.parent.map(|p| hash_id(p.as_bytes())),
-                children: g.children.iter().map(|c| hash_id(c.as_bytes())).collect(),
+                parent: field("parent")
+                    .and_then(text)
+                    .map(|p| hash_id(p.as_bytes())),
+                children: children
+                    .iter()
+                    .filter_map(|c| text(c.get()))
+                    .map(|c| hash_id(c.as_bytes()))
+                    .collect(),
                 message,
             });
         }
@@ -480,5 +486,21 @@ mod tests {
                 .any(|x| x.field.as_deref() == Some("request.headers[Authorization]"))
         );
         assert!(p.iter().any(|x| x.text == "hello"));
+    }
+
+    #[test]
+    fn odd_chatgpt_nodes_do_not_fail_the_file() {
+        // A repeated `mapping` (the last counts), `children: null`, a numeric parent, a
+        // message that is a string: the messages that are objects are still read, in order.
+        let doc = br#"[{"title":"T","mapping":{"z":{"message":{"content":{"parts":["old"]}}}},
+            "mapping":{
+              "r":{"message":null,"parent":5,"children":["a"]},
+              "a":{"message":{"author":{"role":"user"},"content":{"parts":["first"]}},"parent":"r","children":null},
+              "s":{"message":"not an object","parent":"r"},
+              "b":{"message":{"author":{"role":"assistant"},"content":{"parts":["second"]}},"parent":"a"}}}]"#;
+        let p = parts_of(doc, Structured::ChatGpt, &all(doc)).expect("parses");
+        let texts: Vec<(&str, Option<usize>)> =
+            p.iter().map(|x| (x.text.as_str(), x.message)).collect();
+        assert_eq!(texts, vec![("first", Some(0)), ("second", Some(1))]);
     }
 }
