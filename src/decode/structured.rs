@@ -151,6 +151,13 @@ fn conv_title(conv: &Conv) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Largest ChatGPT `mapping` read in one piece for a conversation with a hit. (Unit tests use
+/// a tiny limit so their exports go the node-by-node way; the integration tests go the other.)
+#[cfg(not(test))]
+const MAPPING_AT_ONCE: usize = 4 << 20;
+#[cfg(test)]
+const MAPPING_AT_ONCE: usize = 64;
+
 /// A ChatGPT node with its links, ids hashed.
 struct Linked {
     id: u64,
@@ -173,17 +180,28 @@ fn chatgpt(
         else {
             continue;
         };
-        let bytes = fetch(map.0, map.1)?;
-        let within = |span: Span| {
-            bytes
-                .get(span.0.wrapping_sub(map.0)..span.1.wrapping_sub(map.0))
-                .unwrap_or_default()
+        // The mapping is read in one piece when small, else node by node (and each wanted
+        // message again), so one huge conversation is never held whole.
+        let whole = if map.1 - map.0 <= MAPPING_AT_ONCE {
+            Some(fetch(map.0, map.1)?)
+        } else {
+            None
+        };
+        let mut read = |span: Span| -> Result<Cow<'_, [u8]>, String> {
+            match &whole {
+                Some(b) => Ok(Cow::Borrowed(
+                    b.get(span.0.wrapping_sub(map.0)..span.1.wrapping_sub(map.0))
+                        .unwrap_or_default(),
+                )),
+                None => Ok(Cow::Owned(fetch(span.0, span.1)?.into_owned())),
+            }
         };
         let mut nodes = Vec::with_capacity(conv.nodes.len());
         for n in &conv.nodes {
             // Read leniently, as the export's own viewer would: a node whose fields are not
             // what they should be just has no links (or no message) rather than failing the file.
-            let raw = within(n.span);
+            let bytes = read(n.span)?;
+            let raw: &[u8] = &bytes;
             let Ok(fields) = serde_json::from_slice::<HashMap<Cow<'_, str>, &RawValue>>(raw) else {
                 continue;
             };
@@ -214,7 +232,7 @@ fn chatgpt(
             if !wanted(span) {
                 continue;
             }
-            let m: Value = serde_json::from_slice(within(span))
+            let m: Value = serde_json::from_slice(&read(span)?)
                 .map_err(|e| format!("not valid JSON at byte {}: {e}", span.0))?;
             let mut text = String::new();
             if let Some(c) = m.get("content") {
