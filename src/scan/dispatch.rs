@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
-use super::blob::{LineIndex, scan_blob, scan_blob_hits, to_finding};
+use super::blob::{scan_blob, scan_blob_hits};
 use super::finding::{Finding, Origin, SourceKind};
 use super::matcher::{Match, Matcher};
 use super::policy::Policy;
@@ -92,16 +92,8 @@ pub fn scan_any(
 /// the CPU cache when the matcher reads it (1 MiB pieces cost 20 % more system time).
 const PIECE: usize = 64 * 1024;
 
-/// The longest run of base64 characters a piece is grown to hold whole (see [`scan_file`]):
-/// twice the distance the base64 decoder looks back from a hit.
-const RUN_MAX: usize = 128 * 1024;
-
-fn is_base64_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=')
-}
-
-/// Scan a large file without holding it whole: 64 KiB reads into `buf` (reused), consecutive reads overlapping by the longest window a rule needs, lines and
-/// columns carried across reads. A chat export or HAR capture is indexed by the same reads
+/// Scan a large file without holding it whole: 64 KiB reads into `buf` (reused) by
+/// [`super::stream::pieces`], as for a stream. A chat export or HAR capture is indexed by the same reads
 /// (`decode::Indexer`), and only the messages holding a hit are read again. Archives and UTF-16
 /// files, which must be whole to be decoded, are mapped and go to [`scan_any`].
 #[allow(clippy::too_many_arguments)]
@@ -119,7 +111,7 @@ pub fn scan_file(
     buf.clear();
     // Read what the file held when it was opened: a log still being written to is not chased.
     let mut reader = file.take(len);
-    let mut eof = super::stream::fill(&mut reader, buf, PIECE)?;
+    let eof = super::stream::fill(&mut reader, buf, PIECE)?;
     if looks_like_archive(buf).is_some()
         || buf.starts_with(&[0xff, 0xfe])
         || buf.starts_with(&[0xfe, 0xff])
@@ -130,96 +122,18 @@ pub fn scan_file(
     }
     let kind = decode::sniff(buf);
     let mut index = kind.map(decode::Indexer::new);
-    let keep = matcher.max_window();
     let start = out.len();
-    let mut hits = Vec::new();
     let mut interesting: Vec<usize> = Vec::new();
-    let mut base = 0usize; // file offset of buf[0]
-    let mut from = 0usize; // where unvisited bytes start in buf
-    let mut fed = 0usize; // bytes of buf already given to the index
-    let mut base_line = 1usize; // line number at buf[0]
-    let mut base_col = 0usize; // characters before buf[0] on its line
-    let mut allowed_line = false; // `offkey:allow` before buf[0] on its line
-    loop {
-        // Where this piece's part ends. A finding in a base64 token is reported at the token's
-        // start, however deep in it the key is; so never cut inside a token: move the cut back
-        // to where its run of base64 characters begins, and when the run fills the whole
-        // unvisited part, read more first (up to `RUN_MAX` bytes held).
-        let to = loop {
-            if eof {
-                break buf.len();
-            }
-            let cut = buf.len().saturating_sub(keep).max(from);
-            let mut at = cut;
-            while at > from && cut - at <= RUN_MAX && is_base64_byte(buf[at - 1]) {
-                at -= 1;
-            }
-            if at > from || cut == from {
-                break at;
-            }
-            if buf.len() - from > RUN_MAX {
-                break cut;
-            }
-            eof = super::stream::fill(&mut reader, buf, PIECE)?;
-        };
+    super::stream::pieces(matcher, &mut reader, buf, eof, PIECE, |p| {
         if let Some(ix) = index.as_mut() {
-            ix.feed(&buf[fed..]);
+            ix.feed(p.fresh);
+            let new = |&o: &usize| o >= p.from && o < p.to;
+            interesting.extend(p.hits.iter().filter(|o| new(o)).map(|o| p.base + o));
+            interesting.extend(p.picked.iter().map(|m| p.base + m.start));
         }
-        matcher.find_hits(buf, scratch, &mut hits);
-        if index.is_some() {
-            let new = |&o: &usize| o >= from && o < to;
-            interesting.extend(hits.iter().filter(|o| new(o)).map(|o| base + o));
-            interesting.extend(
-                scratch
-                    .iter()
-                    .map(|m| m.start)
-                    .filter(new)
-                    .map(|o| base + o),
-            );
-        }
-        let mut lines = LineIndex::new(buf);
-        for m in scratch.iter().filter(|m| m.start >= from && m.start < to) {
-            let (line, col, span) = lines.locate(m.start);
-            if line == 1 && allowed_line {
-                continue; // `offkey:allow` earlier on this line, in a piece already gone
-            }
-            let col = if line == 1 { base_col + col } else { col };
-            let f = to_finding(
-                matcher,
-                policy,
-                buf,
-                m,
-                origin,
-                base_line + line - 1,
-                col,
-                span,
-            );
-            out.extend(f);
-        }
-        if eof {
-            break;
-        }
-        // Keep `keep` bytes before the unvisited part as look-behind context.
-        let drop = to.saturating_sub(keep);
-        let gone = &buf[..drop];
-        let marker = |b: &[u8]| memchr::memmem::find(b, super::blob::ALLOW_MARKER).is_some();
-        match memchr::memrchr(b'\n', gone) {
-            Some(i) => {
-                base_line += bytecount::count(gone, b'\n');
-                base_col = bytecount::num_chars(&gone[i + 1..]);
-                allowed_line = marker(&gone[i + 1..]);
-            }
-            None => {
-                base_col += bytecount::num_chars(gone);
-                allowed_line |= marker(gone);
-            }
-        }
-        buf.drain(..drop);
-        base += drop;
-        from = to - drop;
-        fed = buf.len();
-        eof = super::stream::fill(&mut reader, buf, PIECE)?;
-    }
+        p.findings(matcher, policy, origin, |f| out.push(f));
+        Ok(p.to)
+    })?;
     let (Some(kind), Some(ix)) = (kind, index) else {
         return Ok(());
     };

@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 
-use super::blob::{LineIndex, to_finding};
+use super::blob::{ALLOW_MARKER, LineIndex, to_finding};
 use super::finding::{Finding, Origin};
 use super::matcher::{Match, Matcher};
 use super::policy::Policy;
@@ -21,44 +21,163 @@ pub(super) fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Resu
     Ok(got < want)
 }
 
-/// Walk `r` chunk by chunk; `visit(buf, matches, base_line, from, to)` gets the matches whose
-/// start lies in `from..to` of `buf` (each match once over the whole stream) and returns how far
-/// it consumed (at least `to`). Returns the number of bytes read.
-fn chunks(
+/// The longest run of base64 characters a piece is grown to hold whole (see [`pieces`]):
+/// twice the distance the base64 decoder looks back from a hit.
+const RUN_MAX: usize = 128 * 1024;
+
+fn is_base64_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=')
+}
+
+/// Where `buf[0]` sits in its line: carried from piece to piece.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Carry {
+    /// Line number of `buf[0]`.
+    line: usize,
+    /// Characters before `buf[0]` on its line.
+    col: usize,
+    /// `offkey:allow` occurred before `buf[0]` on its line.
+    allowed: bool,
+}
+
+impl Carry {
+    /// Step over bytes dropped from the front of the buffer.
+    fn advance(&mut self, gone: &[u8]) {
+        let marker = |b: &[u8]| memchr::memmem::find(b, ALLOW_MARKER).is_some();
+        match memchr::memrchr(b'\n', gone) {
+            Some(i) => {
+                self.line += bytecount::count(gone, b'\n');
+                self.col = bytecount::num_chars(&gone[i + 1..]);
+                self.allowed = marker(&gone[i + 1..]);
+            }
+            None => {
+                self.col += bytecount::num_chars(gone);
+                self.allowed |= marker(gone);
+            }
+        }
+    }
+}
+
+/// One read of a stream, as [`pieces`] hands it over.
+pub(super) struct Piece<'a> {
+    /// Look-behind context, then new bytes.
+    pub buf: &'a [u8],
+    /// The bytes no earlier piece held (for an index that must see each byte once).
+    pub fresh: &'a [u8],
+    /// Matches starting in `from..to` (each match of the stream in exactly one piece).
+    pub picked: &'a [Match],
+    /// Where triggers occurred in `buf` (see [`Matcher::find_hits`]).
+    pub hits: &'a [usize],
+    /// Stream offset of `buf[0]`.
+    pub base: usize,
+    /// This piece's part of `buf`.
+    pub from: usize,
+    pub to: usize,
+    carry: Carry,
+}
+
+impl Piece<'_> {
+    /// The picked matches as findings, with lines and columns of the whole stream.
+    pub fn findings(
+        &self,
+        matcher: &Matcher,
+        policy: &Policy,
+        origin: &Origin,
+        mut on: impl FnMut(Finding),
+    ) {
+        let mut lines = LineIndex::new(self.buf);
+        for m in self.picked {
+            let (line, col, span) = lines.locate(m.start);
+            if line == 1 && self.carry.allowed {
+                continue; // `offkey:allow` earlier on this line, in a piece already gone
+            }
+            let col = if line == 1 { self.carry.col + col } else { col };
+            let line = self.carry.line + line - 1;
+            if let Some(f) = to_finding(matcher, policy, self.buf, m, origin, line, col, span) {
+                on(f);
+            }
+        }
+    }
+}
+
+/// Walk `r` in reads of `size` bytes that overlap by the longest window a rule needs (a key
+/// split across two reads is found exactly once). `buf` may already hold the first bytes
+/// (`eof`: and nothing follows). `visit` gets each [`Piece`] and answers how far it consumed
+/// (at least `to`). Never cuts inside a base64 token, whose findings are reported at its start
+/// however deep in it the key is: the cut moves back to where the run of base64 characters
+/// begins, reading more first when the run fills the piece (up to `RUN_MAX` bytes held).
+/// Returns the number of bytes read.
+pub(super) fn pieces(
     matcher: &Matcher,
     r: &mut dyn Read,
-    mut visit: impl FnMut(&[u8], &[Match], usize, usize, usize, bool) -> io::Result<usize>,
+    buf: &mut Vec<u8>,
+    mut eof: bool,
+    size: usize,
+    mut visit: impl FnMut(&Piece<'_>) -> io::Result<usize>,
 ) -> io::Result<u64> {
     let keep = matcher.max_window();
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 2 * keep);
-    let mut matches = Vec::new();
-    let mut total = 0u64;
+    let (mut matches, mut hits, mut picked) = (Vec::new(), Vec::new(), Vec::new());
+    let mut total = buf.len() as u64;
+    let mut base = 0usize;
     let mut from = 0usize; // offset in buf where unvisited bytes start
-    let mut base_line = 1usize;
+    let mut fed = 0usize; // bytes of buf handed over as `fresh` already
+    let mut carry = Carry {
+        line: 1,
+        col: 0,
+        allowed: false,
+    };
+    if buf.is_empty() && !eof {
+        eof = fill(r, buf, size)?;
+        total = buf.len() as u64;
+    }
     loop {
-        let before = buf.len();
-        let eof = fill(r, &mut buf, CHUNK)?;
-        total += (buf.len() - before) as u64;
-        matcher.find(&buf, &mut matches);
-        let to = if eof {
-            buf.len()
-        } else {
-            buf.len().saturating_sub(keep).max(from)
+        let to = loop {
+            if eof {
+                break buf.len();
+            }
+            let cut = buf.len().saturating_sub(keep).max(from);
+            let mut at = cut;
+            while at > from && cut - at <= RUN_MAX && is_base64_byte(buf[at - 1]) {
+                at -= 1;
+            }
+            if at > from || cut == from || buf.len() - from > RUN_MAX {
+                break if at > from { at } else { cut };
+            }
+            let before = buf.len();
+            eof = fill(r, buf, size)?;
+            total += (buf.len() - before) as u64;
         };
-        let picked: Vec<Match> = matches
-            .iter()
-            .filter(|m| m.start >= from && m.start < to)
-            .cloned()
-            .collect();
-        let consumed = visit(&buf, &picked, base_line, from, to, eof)?;
+        matcher.find_hits(buf, &mut matches, &mut hits);
+        picked.clear();
+        picked.extend(
+            matches
+                .iter()
+                .filter(|m| m.start >= from && m.start < to)
+                .cloned(),
+        );
+        let consumed = visit(&Piece {
+            buf,
+            fresh: &buf[fed..],
+            picked: &picked,
+            hits: &hits,
+            base,
+            from,
+            to,
+            carry,
+        })?;
         if eof {
             return Ok(total);
         }
         // Keep `keep` bytes before the unvisited part as look-behind context.
         let drop = consumed.saturating_sub(keep);
-        base_line += memchr::memchr_iter(b'\n', &buf[..drop]).count();
+        carry.advance(&buf[..drop]);
         buf.drain(..drop);
+        base += drop;
         from = consumed - drop;
+        fed = buf.len();
+        let before = buf.len();
+        eof = fill(r, buf, size)?;
+        total += (buf.len() - before) as u64;
     }
 }
 
@@ -70,24 +189,10 @@ pub fn scan_reader(
     origin: &Origin,
     mut on: impl FnMut(Finding),
 ) -> io::Result<u64> {
-    chunks(matcher, r, |buf, picked, base_line, _from, to, _eof| {
-        let mut lines = LineIndex::new(buf);
-        for m in picked {
-            let (line, col, span) = lines.locate(m.start);
-            if let Some(f) = to_finding(
-                matcher,
-                policy,
-                buf,
-                m,
-                origin,
-                base_line + line - 1,
-                col,
-                span,
-            ) {
-                on(f);
-            }
-        }
-        Ok(to)
+    let mut buf = Vec::with_capacity(CHUNK + 2 * matcher.max_window());
+    pieces(matcher, r, &mut buf, false, CHUNK, |p| {
+        p.findings(matcher, policy, origin, &mut on);
+        Ok(p.to)
     })
 }
 
@@ -100,7 +205,9 @@ pub fn redact_stream(
     placeholder: &str,
 ) -> io::Result<u64> {
     let mut replaced = 0u64;
-    chunks(matcher, r, |buf, picked, _base_line, from, to, _eof| {
+    let mut buf = Vec::with_capacity(CHUNK + 2 * matcher.max_window());
+    pieces(matcher, r, &mut buf, false, CHUNK, |p| {
+        let (buf, picked, from, to) = (p.buf, p.picked, p.from, p.to);
         let mut at = from;
         for m in picked {
             if m.start < at {
