@@ -1,9 +1,9 @@
 //! One streaming structural pass over a chat export or HAR capture: where each conversation's
 //! messages (or each HAR entry) sit in the file, with the few short strings needed to name them
-//! (conversation title and ids, ChatGPT node ids). Nothing else is decoded or kept:
-//! string contents are skipped with `memchr2`, so a large export costs about one memory read,
-//! and the bytes can arrive in chunks (a file read piece by piece never has to be whole in
-//! memory). Messages holding a finding are parsed afterwards, from their span alone.
+//! (conversation title and ids, ChatGPT node ids). Nothing else is decoded or kept: inside a
+//! message only the bracket depth is followed, a 64-byte block at a time, and the bytes can
+//! arrive in chunks (a file read piece by piece never has to be whole in memory). Messages
+//! holding a finding are parsed afterwards, from their span alone.
 
 use super::structured::Structured;
 
@@ -146,9 +146,11 @@ pub struct Indexer {
     prev_escaped: u64,
     in_string: bool,
     prev_other: bool,
-    /// Inside a container nothing is needed from: the brackets opened in it so far (true: `{`).
+    /// Inside a container nothing is needed from, and how deep in it (brackets opened in it and
+    /// not yet closed). Only the depth is kept there: a closing bracket of the wrong kind inside
+    /// a skipped message is left to the parse of that message, if it is ever read.
     skipping: bool,
-    inner: Vec<bool>,
+    inner: u32,
     cap: Cap,
     /// While a string is captured: where its unread bytes start in the current block.
     cap_from: usize,
@@ -296,8 +298,24 @@ fn find_escaped(backslash: u64, prev: &mut u64) -> u64 {
 }
 
 /// Bit `i` is the XOR of bits `0..=i`: set from an opening quote up to (not including) its
-/// closing quote.
-fn prefix_xor(mut x: u64) -> u64 {
+/// closing quote. With AVX2 (where the CPU also has PCLMULQDQ, POPCNT and BMI1, checked with
+/// it) one carry-less multiplication by all ones.
+#[allow(unsafe_code)]
+#[inline(always)]
+fn prefix_xor<const AVX: bool>(mut x: u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if AVX {
+        use std::arch::x86_64::*;
+        // SAFETY: `AVX` is true only inside functions entered after AVX2 and PCLMULQDQ were
+        // detected (`Indexer::new`).
+        return unsafe {
+            _mm_cvtsi128_si64(_mm_clmulepi64_si128(
+                _mm_set_epi64x(0, x as i64),
+                _mm_set1_epi8(-1),
+                0,
+            )) as u64
+        };
+    }
     x ^= x << 1;
     x ^= x << 2;
     x ^= x << 4;
@@ -311,7 +329,10 @@ impl Indexer {
     /// Start indexing a file sniffed as `kind`.
     pub fn new(kind: Structured) -> Self {
         #[cfg(target_arch = "x86_64")]
-        let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        let avx2 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+            && std::arch::is_x86_feature_detected!("popcnt")
+            && std::arch::is_x86_feature_detected!("bmi1");
         #[cfg(not(target_arch = "x86_64"))]
         let avx2 = false;
         Indexer {
@@ -324,7 +345,7 @@ impl Indexer {
             in_string: false,
             prev_other: false,
             skipping: false,
-            inner: Vec::new(),
+            inner: 0,
             cap: Cap::None,
             cap_from: 0,
             buf: Vec::new(),
@@ -377,20 +398,78 @@ impl Indexer {
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,pclmulqdq,popcnt,bmi1")]
     fn blocks_avx2(&mut self, data: &[u8]) {
         self.blocks_with::<true>(data);
     }
 
     #[inline(always)]
     fn blocks_with<const AVX: bool>(&mut self, data: &[u8]) {
-        for b in data.chunks_exact(64) {
-            if self.err.is_some() {
-                return;
+        let mut rest = data;
+        while self.err.is_none() {
+            if self.skipping {
+                rest = &rest[self.skip_blocks::<AVX>(rest)..];
             }
-            let b: &[u8; 64] = b.try_into().expect("64 bytes");
+            let Some((b, tail)) = rest.split_first_chunk::<64>() else {
+                return;
+            };
             self.block_with::<AVX>(b, 64);
+            rest = tail;
         }
+    }
+
+    /// Inside a skipped container, the whole blocks of `data` that do not end it: a block with
+    /// no more closing brackets outside strings than the depth reached only changes the depth;
+    /// in another one the brackets are followed in order. Returns the bytes consumed (a
+    /// multiple of 64); the block that ends the container is left to [`Self::block_with`].
+    #[inline(always)]
+    fn skip_blocks<const AVX: bool>(&mut self, data: &[u8]) -> usize {
+        debug_assert!(self.cap == Cap::None);
+        let mut prev_escaped = self.prev_escaped;
+        let mut carry = if self.in_string { !0u64 } else { 0 };
+        let mut depth = self.inner;
+        let mut done = 0;
+        for b in data.chunks_exact(64) {
+            let b: &[u8; 64] = b.try_into().expect("64 bytes");
+            let m = classify::<AVX>(b, false);
+            let mut next_escaped = prev_escaped;
+            let escaped = find_escaped(m.backslash, &mut next_escaped);
+            let inside = prefix_xor::<AVX>(m.quote & !escaped) ^ carry;
+            let outside = !inside;
+            let close = (m.close & outside).count_ones();
+            if close <= depth {
+                depth = depth + (m.open & outside).count_ones() - close;
+            } else {
+                // Maybe the end (or just `[]`): follow the brackets in order.
+                let mut brackets = (m.open | m.close) & outside;
+                let mut d = depth;
+                while brackets != 0 {
+                    if m.close & brackets & brackets.wrapping_neg() == 0 {
+                        d += 1;
+                    } else if d == 0 {
+                        break;
+                    } else {
+                        d -= 1;
+                    }
+                    brackets &= brackets - 1;
+                }
+                if brackets != 0 {
+                    break;
+                }
+                depth = d;
+            }
+            prev_escaped = next_escaped;
+            carry = ((inside as i64) >> 63) as u64;
+            done += 64;
+        }
+        if done > 0 {
+            self.pos += done;
+            self.prev_escaped = prev_escaped;
+            self.in_string = carry != 0;
+            self.inner = depth;
+            self.prev_other = false;
+        }
+        done
     }
 
     /// One block (the last, short one: only its first `len` bytes are real).
@@ -417,7 +496,7 @@ impl Indexer {
         let escaped = find_escaped(m.backslash, &mut self.prev_escaped);
         let quotes = m.quote & !escaped & real;
         let carry = if self.in_string { !0 } else { 0 };
-        let inside = prefix_xor(quotes) ^ carry;
+        let inside = prefix_xor::<AVX>(quotes) ^ carry;
         self.in_string = (inside >> (len - 1)) & 1 == 1;
         let outside = !inside & real;
         let brackets = (m.open | m.close) & outside;
@@ -467,15 +546,15 @@ impl Indexer {
                     }
                     self.end_string();
                 }
-                c @ (b'{' | b'[') if self.skipping => self.inner.push(c == b'{'),
-                c @ (b'}' | b']') if self.skipping => match self.inner.pop() {
-                    Some(obj) if obj == (c == b'}') => {}
-                    Some(_) => self.fail(at, "a closing bracket of the wrong kind"),
-                    None => {
+                b'{' | b'[' if self.skipping => self.inner += 1,
+                c @ (b'}' | b']') if self.skipping => {
+                    if self.inner == 0 {
                         self.skipping = false;
                         self.close(c == b'}', at);
+                    } else {
+                        self.inner -= 1;
                     }
-                },
+                }
                 c @ (b'{' | b'[') => self.open(c == b'{', at),
                 c @ (b'}' | b']') => self.close(c == b'}', at),
                 b':' => match self.frames.last_mut() {
@@ -682,7 +761,7 @@ impl Indexer {
         });
         if matches!(role, Role::Skip | Role::Span | Role::Node) {
             self.skipping = true;
-            self.inner.clear();
+            self.inner = 0;
         }
     }
 
@@ -860,7 +939,17 @@ mod tests {
         let mut msgs = Vec::new();
         for pad in 0..130 {
             let text = format!("{}{}", "x".repeat(pad), tricky.concat().repeat(1 + pad % 3));
-            msgs.push(serde_json::json!({ "text": text, "n": [pad, { "k": null }] }));
+            // Nesting within a message: deep, and many brackets closing in one block.
+            let deep: serde_json::Value = serde_json::from_str(&format!(
+                "{}{pad}{}",
+                "[".repeat(pad % 70),
+                "]".repeat(pad % 70)
+            ))
+            .expect("nested arrays");
+            let empties = vec![serde_json::json!({}); pad % 9];
+            msgs.push(serde_json::json!({
+                "text": text, "n": [pad, { "k": null }], "deep": deep, "e": empties
+            }));
         }
         let doc = serde_json::to_vec(&serde_json::json!([
             { "uuid": "u\\\"1", "name": "t", "chat_messages": msgs }
@@ -900,6 +989,10 @@ mod tests {
                 }
             }
             let (a, p) = (classify::<false>(&b, true), classify_portable(&b));
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("pclmulqdq") {
+                assert_eq!(prefix_xor::<true>(x), prefix_xor::<false>(x), "{x:#x}");
+            }
             assert_eq!(format!("{a:?}"), format!("{p:?}"), "{b:?}");
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
