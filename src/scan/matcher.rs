@@ -258,14 +258,27 @@ enum Keep {
 fn secret_spans(r: &Rule, window: &[u8], mut each: impl FnMut(usize, usize) -> bool) {
     if let Some(run) = &r.run {
         // `[class]{n}`: the regex's leftmost-first matches are the runs of class bytes cut
-        // into pieces of `n` from each run's start.
+        // into pieces of `n` from each run's start. Runs shorter than `n` are stepped over
+        // from their far end: `i` is always 0 or just after a byte outside the class, so when
+        // `window[i + n - 1]` is outside too no run of `n` starts in `i..i + n`, and otherwise
+        // the last outside byte before it is where the next candidate starts.
+        let n = run.n;
         let mut i = 0;
-        while i < window.len() {
-            if !run.class[window[i] as usize] {
-                i += 1;
+        while i + n <= window.len() {
+            let last = i + n - 1;
+            if !run.class[window[last] as usize] {
+                i = last + 1;
+                continue;
+            }
+            if let Some(j) = window[i..last]
+                .iter()
+                .rposition(|&b| !run.class[b as usize])
+            {
+                i += j + 1;
                 continue;
             }
             let start = i;
+            i = last + 1;
             while i < window.len() && run.class[window[i] as usize] {
                 i += 1;
             }
@@ -365,7 +378,10 @@ mod tests {
         assert_eq!(legacy.run.as_ref().map(|r| r.n), Some(32));
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut matched = 0;
-        for _ in 0..3000 {
+        for round in 0..3000 {
+            // Breaks every 40, 12 or 5 bytes on average: long runs, and many short ones
+            // (which the search steps over).
+            let rate = [40, 12, 5][round % 3];
             let mut w = Vec::new();
             x ^= x << 13;
             x ^= x >> 7;
@@ -376,7 +392,7 @@ mod tests {
                 x ^= x >> 7;
                 x ^= x << 17;
                 // Mostly hex, with breaks, so runs of every length occur.
-                w.push(if x % 40 == 0 {
+                w.push(if x % rate == 0 {
                     b"ABx =\n"[((x >> 8) % 6) as usize]
                 } else {
                     b"0123456789abcdef"[((x >> 8) % 16) as usize]
@@ -395,7 +411,7 @@ mod tests {
             assert_eq!(fast, slow, "{}", String::from_utf8_lossy(&w));
             matched += slow.len();
         }
-        assert!(matched > 1000, "{matched}");
+        assert!(matched > 700, "{matched}");
     }
 
     const KEY: &str = "oc_live_Ky9Pf34qY6Nb3wWD25RQ4F5ZR3qa7yEe2zI7BX"; // offkey:allow (fake key)
