@@ -182,10 +182,17 @@ fn read_one<V: FnMut(Event<'_>)>(
         return;
     }
     buf.clear();
-    // The size is known: reserve it (plus one byte to see the end in the same read) and read
-    // without std's own size probing (another fstat and two lseeks per file).
-    buf.reserve(len as usize + 1);
-    if let Err(e) = (&file).take(opts.max_file_size + 1).read_to_end(buf) {
+    // The size is known: read that much and stop, without std's own size probing (another
+    // fstat and two lseeks per file) or a last read to see the end (a file growing meanwhile
+    // is read as it was when opened, like a large one). A size of 0 may be a file system that
+    // does not know it (procfs, some FUSE mounts): that one is read to its end.
+    let limit = if len == 0 {
+        opts.max_file_size + 1
+    } else {
+        len
+    };
+    buf.reserve(len as usize);
+    if let Err(e) = (&file).take(limit).read_to_end(buf) {
         visit(Event::Error(format!("{shown}: {e}")));
         return;
     }
