@@ -284,6 +284,24 @@ fn classify_portable(b: &[u8; 64]) -> Masks {
     m
 }
 
+/// After a message's closing `}` at `from - 1` in a block: where the next message's `{` is,
+/// when only JSON whitespace and one `,` come between, all in this block.
+fn next_message(b: &[u8; 64], from: usize) -> Option<usize> {
+    let ws = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+    let mut i = from;
+    while i < 64 && ws(b[i]) {
+        i += 1;
+    }
+    if b.get(i) != Some(&b',') {
+        return None;
+    }
+    i += 1;
+    while i < 64 && ws(b[i]) {
+        i += 1;
+    }
+    (b.get(i) == Some(&b'{')).then_some(i)
+}
+
 /// The bytes escaped by a backslash (simdjson's odd-length run trick); `prev` carries whether
 /// the first byte of the next block is escaped.
 fn find_escaped(backslash: u64, prev: &mut u64) -> u64 {
@@ -420,11 +438,20 @@ impl Indexer {
 
     /// Inside a skipped container, the whole blocks of `data` that do not end it: a block with
     /// no more closing brackets outside strings than the depth reached only changes the depth;
-    /// in another one the brackets are followed in order. Returns the bytes consumed (a
-    /// multiple of 64); the block that ends the container is left to [`Self::block_with`].
+    /// in another one the brackets are followed in order. Where a message of a message list
+    /// ends and the next one begins in the same block (`}`, `,` and `{` with only whitespace
+    /// between), the span is recorded and skipping goes on. Returns the bytes consumed (a
+    /// multiple of 64); a block holding anything else that ends the container is left, as it
+    /// was, to [`Self::block_with`].
     #[inline(always)]
     fn skip_blocks<const AVX: bool>(&mut self, data: &[u8]) -> usize {
         debug_assert!(self.cap == Cap::None);
+        // Messages of a list (Claude `chat_messages`, HAR `entries`) follow one another.
+        let n = self.frames.len();
+        let in_list = n >= 2
+            && self.frames[n - 1].role == Role::Span
+            && self.frames[n - 2].role == Role::Messages;
+        let mut span_start = self.frames.last().map_or(0, |f| f.start);
         let mut prev_escaped = self.prev_escaped;
         let mut carry = if self.in_string { !0u64 } else { 0 };
         let mut depth = self.inner;
@@ -440,23 +467,47 @@ impl Indexer {
             if close <= depth {
                 depth = depth + (m.open & outside).count_ones() - close;
             } else {
-                // Maybe the end (or just `[]`): follow the brackets in order.
+                // Maybe the end (or just `[]`): follow the brackets in order. Spans ended
+                // here are kept aside until the whole block is known to be handled.
+                let base = self.pos + done;
+                let mut ended: [Span; 4] = [(0, 0); 4];
+                let (mut n_ended, mut start) = (0, span_start);
                 let mut brackets = (m.open | m.close) & outside;
                 let mut d = depth;
                 while brackets != 0 {
-                    if m.close & brackets & brackets.wrapping_neg() == 0 {
-                        d += 1;
-                    } else if d == 0 {
-                        break;
-                    } else {
-                        d -= 1;
-                    }
+                    let i = brackets.trailing_zeros() as usize;
                     brackets &= brackets - 1;
+                    if (m.close >> i) & 1 == 0 {
+                        d += 1;
+                    } else if d > 0 {
+                        d -= 1;
+                    } else {
+                        let next = if in_list && n_ended < ended.len() && b[i] == b'}' {
+                            next_message(b, i + 1)
+                        } else {
+                            None
+                        };
+                        let Some(j) = next else {
+                            brackets = !0;
+                            break;
+                        };
+                        ended[n_ended] = (start, base + i + 1);
+                        n_ended += 1;
+                        start = base + j;
+                        // The next message's `{` opens the container being skipped.
+                        brackets &= !1u64 << j;
+                    }
                 }
                 if brackets != 0 {
                     break;
                 }
                 depth = d;
+                if n_ended > 0 {
+                    if let Some(c) = self.skel.convs.last_mut() {
+                        c.messages.extend_from_slice(&ended[..n_ended]);
+                    }
+                    span_start = start;
+                }
             }
             prev_escaped = next_escaped;
             carry = ((inside as i64) >> 63) as u64;
@@ -468,6 +519,9 @@ impl Indexer {
             self.in_string = carry != 0;
             self.inner = depth;
             self.prev_other = false;
+            if let Some(f) = self.frames.last_mut() {
+                f.start = span_start;
+            }
         }
         done
     }
@@ -971,6 +1025,45 @@ mod tests {
         }
         let again = ix.finish().expect("indexes in pieces");
         assert_eq!(again.convs[0].messages, s.convs[0].messages);
+    }
+
+    #[test]
+    fn back_to_back_messages_in_one_block() {
+        // Tiny messages and whitespace of every kind between them, so many messages end and
+        // begin in one 64-byte block and the separators cross block boundaries everywhere.
+        let msgs = [
+            r#"{}"#,
+            r#"{"t":"},{"}"#,
+            r#"{"a":[{}],"b":{}}"#,
+            r#"{"x":"\"}\\"}"#,
+            r#"{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#,
+        ];
+        let seps = [
+            ",",
+            " ,\n  ",
+            ",\t",
+            "\r\n,\r\n",
+            "                                ,  ",
+        ];
+        for shift in 0..70 {
+            let mut doc = format!(r#"[{{"uuid":"{}","chat_messages":["#, "u".repeat(shift));
+            let mut want = Vec::new();
+            for k in 0..60 {
+                if k > 0 {
+                    doc.push_str(seps[(k + shift) % seps.len()]);
+                }
+                let m = msgs[(k * 7 + shift) % msgs.len()];
+                want.push((doc.len(), doc.len() + m.len()));
+                doc.push_str(m);
+            }
+            doc.push_str("]}]");
+            let s = index(doc.as_bytes(), Structured::Claude).expect("indexes");
+            assert_eq!(s.convs[0].messages, want, "shift {shift}");
+            if shift % 9 == 0 {
+                let again = chunked_agrees(doc.as_bytes(), Structured::Claude);
+                assert_eq!(again.convs[0].messages, want, "shift {shift}, in pieces");
+            }
+        }
     }
 
     #[test]
