@@ -249,8 +249,8 @@ fn classify<const AVX: bool>(b: &[u8; 64], full: bool) -> Masks {
     #[cfg(target_arch = "x86_64")]
     {
         if AVX {
-            // SAFETY: `AVX` is true only in `Indexer::block_avx2`, entered after
-            // `is_x86_feature_detected!("avx2")`.
+            // SAFETY: `AVX` is true only in `Indexer::blocks_avx2`, entered after AVX2 (with
+            // PCLMULQDQ, POPCNT and BMI1) was detected in `Indexer::new`.
             return unsafe { classify_avx2(b, full) };
         }
         classify_sse2(b, full)
@@ -408,7 +408,8 @@ impl Indexer {
     fn blocks(&mut self, data: &[u8]) {
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
-            // SAFETY: `avx2` is set only when the CPU has AVX2.
+            // SAFETY: `avx2` is set only when the CPU has AVX2, PCLMULQDQ, POPCNT and BMI1,
+            // the features `blocks_avx2` is compiled with.
             unsafe { self.blocks_avx2(data) };
             return;
         }

@@ -259,9 +259,10 @@ fn secret_spans(r: &Rule, window: &[u8], mut each: impl FnMut(usize, usize) -> b
     if let Some(run) = &r.run {
         // `[class]{n}`: the regex's leftmost-first matches are the runs of class bytes cut
         // into pieces of `n` from each run's start. Runs shorter than `n` are stepped over
-        // from their far end: `i` is always 0 or just after a byte outside the class, so when
-        // `window[i + n - 1]` is outside too no run of `n` starts in `i..i + n`, and otherwise
-        // the last outside byte before it is where the next candidate starts.
+        // from their far end: `i` is 0, or just after (or on) a byte outside the class, so
+        // when `window[i + n - 1]` is outside too no run of `n` starts in `i..i + n`, and
+        // otherwise the last outside byte before it is where the next candidate starts; a
+        // candidate found whole is the start of its run.
         let n = run.n;
         let mut i = 0;
         while i + n <= window.len() {

@@ -185,15 +185,22 @@ fn read_one<V: FnMut(Event<'_>)>(
     // The size is known: read that much and stop, without std's own size probing (another
     // fstat and two lseeks per file) or a last read to see the end (a file growing meanwhile
     // is read as it was when opened, like a large one). A size of 0 may be a file system that
-    // does not know it (procfs, some FUSE mounts): that one is read to its end.
+    // does not know it (procfs, some FUSE mounts): that one is read up to --max-file-size.
     let limit = if len == 0 {
-        opts.max_file_size + 1
+        opts.max_file_size.saturating_add(1)
     } else {
         len
     };
     buf.reserve(len as usize);
     if let Err(e) = (&file).take(limit).read_to_end(buf) {
         visit(Event::Error(format!("{shown}: {e}")));
+        return;
+    }
+    if buf.len() as u64 > opts.max_file_size {
+        visit(Event::Skipped(format!(
+            "{shown}: skipped, more than --max-file-size {} bytes (its size was given as 0)",
+            opts.max_file_size
+        )));
         return;
     }
     visit(Event::Blob(buf, &origin));

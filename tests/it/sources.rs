@@ -537,6 +537,30 @@ fn git_blobs_over_max_file_size_are_skipped_with_a_warning_not_an_error() {
     assert_eq!(o.status.code(), Some(1));
 }
 
+/// A file whose size the file system gives as 0 (procfs) is still read: here the scanner's
+/// own environment, holding a key, through `/proc/self/environ`.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_reported_empty_by_its_file_system_is_still_read() {
+    let k = key();
+    let dir = tempfile::tempdir().expect("tmp");
+    let o = std::process::Command::new(offkey_bin())
+        .current_dir(dir.path())
+        .args(["scan", "/proc/self/environ", "--format", "json"])
+        .env("OFFSET_API_KEY", &k)
+        .output()
+        .expect("offkey runs");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&k[k.len() - 4..]), "{out}");
+    assert!(!out.contains(&k) && !String::from_utf8_lossy(&o.stderr).contains(&k));
+}
+
 /// Files from 256 KiB up are read in pieces (64 KiB) that overlap: a key at the start, at the
 /// very end, or lying across a piece boundary is found once, with the line and column of the
 /// whole file (also on a line that began pieces earlier).
