@@ -60,6 +60,8 @@ enum Role {
     Conv,
     /// ChatGPT `mapping`.
     Mapping,
+    /// ChatGPT `mapping` skipped whole (an index without nodes): its span recorded.
+    WholeMapping,
     /// A ChatGPT mapping node: skipped, its span recorded.
     Node,
     /// Claude `chat_messages`, HAR `entries`.
@@ -134,6 +136,8 @@ const CAP_MAX: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct Indexer {
     kind: Structured,
+    /// Record ChatGPT mapping nodes (else a mapping is skipped whole, like a message).
+    nodes: bool,
     /// Classify with AVX2 (detected once per file).
     avx2: bool,
     frames: Vec<Frame>,
@@ -344,6 +348,17 @@ fn prefix_xor<const AVX: bool>(mut x: u64) -> u64 {
 }
 
 impl Indexer {
+    /// Start indexing a file sniffed as `kind`, with no ChatGPT mapping nodes: only the span
+    /// of each conversation's `mapping` is kept, and its nodes are indexed later with
+    /// [`Indexer::new`] for the conversations holding a hit (a mapping is most of a ChatGPT
+    /// export, and each node's key would leave the fast skip loop).
+    pub fn without_nodes(kind: Structured) -> Self {
+        Indexer {
+            nodes: false,
+            ..Indexer::new(kind)
+        }
+    }
+
     /// Start indexing a file sniffed as `kind`.
     pub fn new(kind: Structured) -> Self {
         #[cfg(target_arch = "x86_64")]
@@ -355,6 +370,7 @@ impl Indexer {
         let avx2 = false;
         Indexer {
             kind,
+            nodes: true,
             avx2,
             frames: Vec::new(),
             pos: 0,
@@ -783,7 +799,8 @@ impl Indexer {
         } else {
             match (parent, key, obj) {
                 (Role::ConvList, _, true) => Role::Conv,
-                (Role::Conv, Key::Mapping, true) => Role::Mapping,
+                (Role::Conv, Key::Mapping, true) if self.nodes => Role::Mapping,
+                (Role::Conv, Key::Mapping, true) => Role::WholeMapping,
                 (Role::Conv, Key::ChatMessages, false) => Role::Messages,
                 (Role::Mapping, Key::NodeId, true) => Role::Node,
                 (Role::Messages, _, true) => Role::Span,
@@ -794,7 +811,7 @@ impl Indexer {
         };
         match role {
             Role::Conv => self.skel.convs.push(Conv::default()),
-            Role::Mapping => {
+            Role::Mapping | Role::WholeMapping => {
                 // A repeated `mapping` key: the last one counts, as in a JSON object.
                 if let Some(c) = self.skel.convs.last_mut() {
                     c.nodes.clear();
@@ -814,7 +831,10 @@ impl Indexer {
             key: Key::Other,
             start: at,
         });
-        if matches!(role, Role::Skip | Role::Span | Role::Node) {
+        if matches!(
+            role,
+            Role::Skip | Role::Span | Role::Node | Role::WholeMapping
+        ) {
             self.skipping = true;
             self.inner = 0;
         }
@@ -835,7 +855,7 @@ impl Indexer {
             match f.role {
                 Role::Span => c.messages.push(span),
                 Role::Node => c.nodes.push(Node { id: self.key, span }),
-                Role::Mapping => c.mapping = Some(span),
+                Role::Mapping | Role::WholeMapping => c.mapping = Some(span),
                 _ => {}
             }
         }
@@ -890,6 +910,7 @@ fn unescape(raw: &[u8]) -> String {
 }
 
 /// Index a whole document at once.
+#[cfg(test)]
 pub fn index(data: &[u8], kind: Structured) -> Result<Skeleton, String> {
     let mut ix = Indexer::new(kind);
     ix.feed(data);
@@ -939,6 +960,20 @@ mod tests {
         assert_eq!(id_hash(br"\u0061"), hash_id(b"a"));
         assert_eq!(id_hash(br"a\\b"), hash_id(br"a\b"));
         assert_eq!(s.convs[1].conv_id.as_deref(), Some("c2"));
+        // Without nodes: the same mapping span and titles, no nodes, in any two pieces.
+        let mut lean = Indexer::without_nodes(Structured::ChatGpt);
+        lean.feed(doc);
+        let lean = lean.finish().expect("indexes");
+        assert!(lean.convs.iter().all(|c| c.nodes.is_empty()));
+        assert_eq!(lean.convs[0].mapping, c.mapping);
+        assert_eq!(lean.convs[0].title, c.title);
+        for cut in 0..=doc.len() {
+            let mut ix = Indexer::without_nodes(Structured::ChatGpt);
+            ix.feed(&doc[..cut]);
+            ix.feed(&doc[cut..]);
+            let again = ix.finish().expect("indexes in two chunks");
+            assert_eq!(format!("{again:?}"), format!("{lean:?}"), "cut at {cut}");
+        }
     }
 
     #[test]

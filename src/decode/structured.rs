@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use serde_json::value::RawValue;
 
-use super::skeleton::{Conv, Skeleton, Span, hash_id};
+use super::skeleton::{Conv, Indexer, Node, Skeleton, Span, hash_id};
 
 /// Which structured format a file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +90,9 @@ pub fn parts(
 
 /// [`parts`] of a document held whole in memory.
 pub fn parts_of(data: &[u8], kind: Structured, interesting: &[usize]) -> Result<Vec<Part>, String> {
-    let skel = super::skeleton::index(data, kind)?;
+    let mut ix = Indexer::without_nodes(kind);
+    ix.feed(data);
+    let skel = ix.finish()?;
     parts(&skel, kind, interesting, &mut |a, b| {
         Ok(Cow::Borrowed(&data[a..b]))
     })
@@ -158,6 +160,10 @@ const MAPPING_AT_ONCE: usize = 4 << 20;
 #[cfg(test)]
 const MAPPING_AT_ONCE: usize = 64;
 
+/// Bytes of a large `mapping` read at a time to index its nodes (tiny in unit tests, so
+/// their mappings cross many reads).
+const MAPPING_PIECE: usize = if cfg!(test) { 7 } else { 1 << 20 };
+
 /// A ChatGPT node with its links, ids hashed.
 struct Linked {
     id: u64,
@@ -173,11 +179,16 @@ fn chatgpt(
 ) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
     for conv in &skel.convs {
-        // Only a conversation with a hit in one of its nodes has its links read.
-        let Some(map) = conv
-            .mapping
-            .filter(|_| conv.nodes.iter().any(|n| wanted(n.span)))
-        else {
+        // Only a conversation with a hit in its mapping has its links read. An index made
+        // without nodes (the scan's) has them indexed now, from the mapping alone.
+        let indexed = !conv.nodes.is_empty();
+        let Some(map) = conv.mapping.filter(|&m| {
+            if indexed {
+                conv.nodes.iter().any(|n| wanted(n.span))
+            } else {
+                wanted(m)
+            }
+        }) else {
             continue;
         };
         // The mapping is read in one piece when small, else node by node (and each wanted
@@ -186,6 +197,13 @@ fn chatgpt(
             Some(fetch(map.0, map.1)?)
         } else {
             None
+        };
+        let found;
+        let conv_nodes: &[Node] = if indexed {
+            &conv.nodes
+        } else {
+            found = mapping_nodes(map, whole.as_deref(), fetch)?;
+            &found
         };
         let mut read = |span: Span| -> Result<Cow<'_, [u8]>, String> {
             match &whole {
@@ -196,8 +214,8 @@ fn chatgpt(
                 None => Ok(Cow::Owned(fetch(span.0, span.1)?.into_owned())),
             }
         };
-        let mut nodes = Vec::with_capacity(conv.nodes.len());
-        for n in &conv.nodes {
+        let mut nodes = Vec::with_capacity(conv_nodes.len());
+        for n in conv_nodes {
             // Read leniently, as the export's own viewer would: a node whose fields are not
             // what they should be just has no links (or no message) rather than failing the file.
             let bytes = read(n.span)?;
@@ -257,6 +275,48 @@ fn chatgpt(
         }
     }
     Ok(out)
+}
+
+/// The nodes of the ChatGPT `mapping` at `map` (held in `whole`, or read a piece at a time),
+/// with spans in the file: the mapping indexed on its own, as the one conversation of a
+/// document made around it.
+fn mapping_nodes(
+    map: Span,
+    whole: Option<&[u8]>,
+    fetch: &mut Fetch<'_, '_>,
+) -> Result<Vec<Node>, String> {
+    const BEFORE: &[u8] = b"[{\"mapping\":";
+    let mut ix = Indexer::new(Structured::ChatGpt);
+    ix.feed(BEFORE);
+    match whole {
+        Some(bytes) => ix.feed(bytes),
+        None => {
+            let mut at = map.0;
+            while at < map.1 {
+                let to = (at + MAPPING_PIECE).min(map.1);
+                ix.feed(&fetch(at, to)?);
+                at = to;
+            }
+        }
+    }
+    ix.feed(b"}]");
+    let skel = ix
+        .finish()
+        .map_err(|e| format!("in the mapping at byte {}: {e}", map.0))?;
+    let shift = |o: usize| o - BEFORE.len() + map.0;
+    Ok(skel
+        .convs
+        .first()
+        .map(|c| {
+            c.nodes
+                .iter()
+                .map(|n| Node {
+                    id: n.id,
+                    span: (shift(n.span.0), shift(n.span.1)),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Messages of a ChatGPT `mapping` in conversation order: depth first from the root node(s)

@@ -121,7 +121,7 @@ pub fn scan_file(
         return Ok(());
     }
     let kind = decode::sniff(buf);
-    let mut index = kind.map(decode::Indexer::new);
+    let mut index = kind.map(decode::Indexer::without_nodes);
     let start = out.len();
     let mut interesting: Vec<usize> = Vec::new();
     super::stream::pieces(matcher, &mut reader, buf, eof, PIECE, |p| {
