@@ -5,7 +5,8 @@
 #   bench/scan.sh [SHARED_DIR]
 #
 # SHARED_DIR (or $OFFKEY_SHARED) holds bench/gen_corpus.py; default: ../shared next to the repo.
-# Environment: RUNS (timed runs per tool, default 10), SIZE_MB (200), SEED (1),
+# Environment: RUNS (timed runs per tool, default 10), SIZE_MB (200), SEED (1), INSTRUCTIONS
+# (0: skip the instruction counts under valgrind),
 # BENCH_DIR (/tmp/offkey-bench: corpus, truth.json, reports), CARGO_TARGET_DIR (release build).
 # A benchmark, not a test: it prints numbers and fails only if something cannot run.
 set -euo pipefail
@@ -26,6 +27,7 @@ need=()
 command -v rg >/dev/null 2>&1 || need+=(ripgrep)
 [ -x /usr/bin/time ] || need+=(time)
 command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "installing ${need[*]}"
@@ -115,6 +117,17 @@ if [ ! -s "$work/small.json" ]; then
   done
 fi
 
+# --- instructions (deterministic where this VM's clocks are not), if valgrind is there ---------
+# One thread each, so the counts do not depend on scheduling. INSTRUCTIONS=0 skips it (~1 min).
+instr="$work/instructions.txt"
+: >"$instr"
+if [ "${INSTRUCTIONS:-1}" != 0 ] && command -v valgrind >/dev/null 2>&1; then
+  count() { valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
+    sed -n 's/.*I *refs: *//p' | tr -d ,; }
+  echo "offkey $(count "$offkey" scan "$corpus" --threads 1 --format json -o /dev/null)" >>"$instr"
+  echo "rg $(count rg -j1 -uuu -c 'oc_live_[0-9A-Za-z]{38}' "$corpus")" >>"$instr"
+fi
+
 # --- recall and precision against truth.json ----------------------------------------------------
 report="$work/report.json"
 "$offkey" scan "$corpus" --format json -o "$report" 2>"$work/scan.stderr" || true
@@ -143,6 +156,11 @@ for name, xs in var.items():
 rss = [int(x) for x in (work / "rss.txt").read_text().split()] if (work / "rss.txt").exists() else []
 if rss:
     print(f"offkey peak RSS: max {max(rss) / 1024:.1f} MiB, median {med(rss) / 1024:.1f} MiB of {len(rss)} runs  (target <= 32 MB)")
+ins = dict(l.split() for l in (work / "instructions.txt").read_text().splitlines() if len(l.split()) == 2) \
+    if (work / "instructions.txt").exists() else {}
+if "offkey" in ins and "rg" in ins:
+    o, r = int(ins["offkey"]), int(ins["rg"])
+    print(f"instructions, one thread (cachegrind): offkey {o / 1e6:.0f} M, rg {r / 1e6:.0f} M, ratio {o / r:.2f}")
 sj = work / "small.json"
 if sj.exists() and sj.stat().st_size:
     t = json.loads(sj.read_text())["results"][0]
