@@ -477,24 +477,30 @@ impl Indexer {
             let b: &[u8; 64] = b.try_into().expect("64 bytes");
             let m = classify::<AVX>(b, false);
             let mut next_escaped = prev_escaped;
-            let escaped = find_escaped(m.backslash, &mut next_escaped);
+            // Most blocks of prose have no backslash (and none carried in).
+            let escaped = if (m.backslash | prev_escaped) == 0 {
+                0
+            } else {
+                find_escaped(m.backslash, &mut next_escaped)
+            };
             let inside = prefix_xor::<AVX>(m.quote & !escaped) ^ carry;
             let outside = !inside;
-            let close = (m.close & outside).count_ones();
-            if close <= depth {
-                depth = depth + (m.open & outside).count_ones() - close;
+            let (open, close) = (m.open & outside, m.close & outside);
+            let n_close = close.count_ones();
+            if n_close <= depth {
+                depth = depth + open.count_ones() - n_close;
             } else {
                 // Maybe the end (or just `[]`): follow the brackets in order. Spans ended
                 // here are kept aside until the whole block is known to be handled.
                 let base = self.pos + done;
                 let mut ended: [Span; 4] = [(0, 0); 4];
                 let (mut n_ended, mut start) = (0, span_start);
-                let mut brackets = (m.open | m.close) & outside;
+                let mut brackets = open | close;
                 let mut d = depth;
                 while brackets != 0 {
                     let i = brackets.trailing_zeros() as usize;
                     brackets &= brackets - 1;
-                    if (m.close >> i) & 1 == 0 {
+                    if (close >> i) & 1 == 0 {
                         d += 1;
                     } else if d > 0 {
                         d -= 1;
@@ -1061,6 +1067,32 @@ mod tests {
         }
         let again = ix.finish().expect("indexes in pieces");
         assert_eq!(again.convs[0].messages, s.convs[0].messages);
+    }
+
+    #[test]
+    fn an_escaped_quote_right_after_a_block_edge() {
+        // The backslash is the last byte of a block, its quote the first of the next, and that
+        // next block holds no other backslash: the escape must be carried across.
+        let head = r#"[{"uuid":"u","chat_messages":[{"text":""#;
+        for extra in 0..3 {
+            let pad = (63 - head.len() % 64) % 64 + 64 * extra;
+            let (x, y) = ("x".repeat(pad), "y".repeat(100));
+            let doc = format!(r#"{head}{x}\"{y}"}},{{"text":"b"}}]}}]"#);
+            assert_eq!((head.len() + pad) % 64, 63);
+            assert_eq!(doc.as_bytes()[head.len() + pad], b'\\');
+            let s = chunked_agrees(doc.as_bytes(), Structured::Claude);
+            let texts: Vec<String> = s.convs[0]
+                .messages
+                .iter()
+                .map(|&(a, b)| {
+                    let v: serde_json::Value = serde_json::from_str(&doc[a..b]).expect("a message");
+                    v["text"].as_str().expect("text").to_owned()
+                })
+                .collect();
+            assert_eq!(texts.len(), 2, "{doc}");
+            assert_eq!(texts[0], format!("{x}\"{y}"));
+            assert_eq!(texts[1], "b");
+        }
     }
 
     #[test]
