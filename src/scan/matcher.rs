@@ -127,12 +127,21 @@ impl Matcher {
         depth: u8,
         hits: &mut Vec<usize>,
     ) {
-        let mut last_start: Vec<Option<usize>> = vec![None; self.rules.rules.len()];
+        // Where each rule's last match started (on the stack for the usual few rules: this runs
+        // once per file and per read piece).
+        let n = self.rules.rules.len();
+        let (mut few, mut many) = ([None; 8], Vec::new());
+        let last_start: &mut [Option<usize>] = if n <= few.len() {
+            &mut few[..n]
+        } else {
+            many.resize(n, None);
+            &mut many
+        };
         let mut skip_until = 0usize;
         let mut visit = |pattern: usize, p: usize| match &self.slots[pattern] {
             Slot::Rule(trigs) => {
                 for t in trigs {
-                    if self.trigger(data, *t, p, &mut last_start, out) {
+                    if self.trigger(data, *t, p, last_start, out) {
                         hits.push(p);
                     }
                 }
@@ -340,6 +349,34 @@ mod tests {
         out.into_iter()
             .map(|x| (x.secret.expose().to_owned(), x.encoding))
             .collect()
+    }
+
+    #[test]
+    fn more_rules_than_fit_on_the_stack_all_match() {
+        // Ten user rules beside the two built-in ones: each rule's matches are tracked apart.
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut toml = String::new();
+        for i in 0..10 {
+            toml.push_str(&format!(
+                "[[rule]]\nid = \"r{i}\"\ndescription = \"test\"\nkeywords = [\"tok{i}_\"]\nregex = 'tok{i}_[a-z]{{6}}'\n\n"
+            ));
+        }
+        let path = dir.path().join("many.toml");
+        std::fs::write(&path, toml).expect("write rules");
+        let rules = RuleSet::load(&[path.as_path()]).expect("rules load");
+        assert_eq!(rules.rules.len(), 12);
+        let m = Matcher::new(Arc::new(rules), true);
+        let text: String = (0..10)
+            .map(|i| format!("a=tok{i}_abcdef b=tok{i}_ghijkl\n"))
+            .collect();
+        let got = found(&m, text.as_bytes());
+        assert_eq!(got.len(), 20, "{got:?}");
+        for i in 0..10 {
+            assert!(
+                got.iter().any(|(k, _)| *k == format!("tok{i}_ghijkl")),
+                "{i}"
+            );
+        }
     }
 
     #[test]
