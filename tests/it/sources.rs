@@ -697,6 +697,90 @@ fn large_exports_are_indexed_across_pieces() {
     assert!(f.iter().all(|x| x["location"]["source"] == "file"));
 }
 
+/// A large ChatGPT export (read in pieces, its mappings indexed only where a key is): findings
+/// name the conversation, the role and the message's place in conversation order, though the
+/// mapping lists its nodes last to first.
+#[test]
+fn large_chatgpt_exports_keep_conversation_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (k0, k1, k2) = (key(), key(), key());
+    let node =
+        |id: &str, role: Option<&str>, text: &str, parent: Option<&str>, child: Option<&str>| {
+            let message = role.map(|r| {
+                serde_json::json!({
+                    "id": id, "author": { "role": r }, "create_time": 1_700_000_000.5,
+                    "content": { "content_type": "text", "parts": [text] }
+                })
+            });
+            serde_json::json!({
+                "id": id, "message": message, "parent": parent,
+                "children": child.map_or(vec![], |c| vec![c])
+            })
+        };
+    // r → a → b (k1) → f0 … f1999 → z (k2), listed in the mapping from z back to r.
+    let filler = "more many from why other some so all up over also if many has it that ".repeat(5);
+    let mut chain: Vec<(String, Option<&str>, String)> = vec![
+        ("r".into(), None, String::new()),
+        ("a".into(), Some("user"), "hello".into()),
+        ("b".into(), Some("assistant"), format!("use {k1} for now")),
+    ];
+    for i in 0..2000 {
+        let role = if i % 2 == 0 { "user" } else { "assistant" };
+        chain.push((format!("f{i}"), Some(role), format!("{i} {filler}")));
+    }
+    chain.push((
+        "z".into(),
+        Some("user"),
+        format!("and \"this\" one \\ {k2}"),
+    ));
+    // Written by hand: serde_json's map would sort the keys.
+    let mut mapping = Vec::new();
+    for i in (0..chain.len()).rev() {
+        let (id, role, text) = &chain[i];
+        let parent = i.checked_sub(1).map(|p| chain[p].0.as_str());
+        let child = chain.get(i + 1).map(|c| c.0.as_str());
+        mapping.push(format!(
+            "\"{id}\": {}",
+            node(id, *role, text, parent, child)
+        ));
+    }
+    let small = serde_json::json!({ "title": "Small", "mapping": {
+        "s0": node("s0", Some("user"), &format!("key {k0}"), None, None)
+    }});
+    let doc = format!(
+        "[{},\n{{\"title\": \"Big\", \"mapping\": {{{}}}}}]",
+        small,
+        mapping.join(",\n")
+    );
+    assert!(doc.len() > 1 << 20, "{}", doc.len());
+    assert!(doc.find("\"z\"").expect("z") < doc.find("\"r\"").expect("r"));
+    std::fs::write(dir.path().join("conversations.json"), &doc).expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let f = findings(&o);
+    assert_eq!(f.len(), 3, "{f:?}");
+    let want = [
+        (&k0, "Small", 0, "user"),
+        (&k1, "Big", 1, "assistant"),
+        (&k2, "Big", 2002, "user"),
+    ];
+    for (k, conv, msg, role) in want {
+        let x = f
+            .iter()
+            .find(|x| {
+                x["redacted"]
+                    .as_str()
+                    .is_some_and(|r| r.ends_with(&k[k.len() - 4..]))
+            })
+            .expect("the key is found");
+        assert_eq!(x["location"]["source"], "transcript", "{x}");
+        assert_eq!(x["location"]["conversation"], conv, "{x}");
+        assert_eq!(x["location"]["message"], msg, "{x}");
+        assert_eq!(x["location"]["role"], role, "{x}");
+    }
+    assert_no_leak(&all_output(&o), &[&k0, &k1, &k2]);
+}
+
 /// Large archives and UTF-16 files, which must be whole to be decoded, are still scanned.
 #[test]
 fn large_gzip_and_utf16_files_are_still_decoded() {
