@@ -359,6 +359,12 @@ impl Indexer {
         }
     }
 
+    /// The first byte fed is at `pos` in its file (a part of a file indexed on its own).
+    pub fn starting_at(mut self, pos: usize) -> Self {
+        self.pos = pos;
+        self
+    }
+
     /// Start indexing a file sniffed as `kind`.
     pub fn new(kind: Structured) -> Self {
         #[cfg(target_arch = "x86_64")]

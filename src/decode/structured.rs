@@ -179,16 +179,9 @@ fn chatgpt(
 ) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
     for conv in &skel.convs {
-        // Only a conversation with a hit in its mapping has its links read. An index made
-        // without nodes (the scan's) has them indexed now, from the mapping alone.
-        let indexed = !conv.nodes.is_empty();
-        let Some(map) = conv.mapping.filter(|&m| {
-            if indexed {
-                conv.nodes.iter().any(|n| wanted(n.span))
-            } else {
-                wanted(m)
-            }
-        }) else {
+        // Only a conversation with a hit in its mapping has its nodes indexed (from the
+        // mapping alone: the scan's index skips mappings whole) and its links read.
+        let Some(map) = conv.mapping.filter(|&m| wanted(m)) else {
             continue;
         };
         // The mapping is read in one piece when small, else node by node (and each wanted
@@ -198,13 +191,7 @@ fn chatgpt(
         } else {
             None
         };
-        let found;
-        let conv_nodes: &[Node] = if indexed {
-            &conv.nodes
-        } else {
-            found = mapping_nodes(map, whole.as_deref(), fetch)?;
-            &found
-        };
+        let conv_nodes = mapping_nodes(map, whole.as_deref(), fetch)?;
         let mut read = |span: Span| -> Result<Cow<'_, [u8]>, String> {
             match &whole {
                 Some(b) => Ok(Cow::Borrowed(
@@ -215,7 +202,7 @@ fn chatgpt(
             }
         };
         let mut nodes = Vec::with_capacity(conv_nodes.len());
-        for n in conv_nodes {
+        for n in &conv_nodes {
             // Read leniently, as the export's own viewer would: a node whose fields are not
             // what they should be just has no links (or no message) rather than failing the file.
             let bytes = read(n.span)?;
@@ -277,16 +264,21 @@ fn chatgpt(
     Ok(out)
 }
 
-/// The nodes of the ChatGPT `mapping` at `map` (held in `whole`, or read a piece at a time),
-/// with spans in the file: the mapping indexed on its own, as the one conversation of a
-/// document made around it.
+/// The nodes of the ChatGPT `mapping` at `map` (held in `whole`, or read a piece at a time):
+/// the mapping indexed on its own, as the one conversation of a document made around it and
+/// placed so that spans and error offsets are those of the file.
 fn mapping_nodes(
     map: Span,
     whole: Option<&[u8]>,
     fetch: &mut Fetch<'_, '_>,
 ) -> Result<Vec<Node>, String> {
-    const BEFORE: &[u8] = b"[{\"mapping\":";
-    let mut ix = Indexer::new(Structured::ChatGpt);
+    const BEFORE: &[u8] = b"{\"mapping\":";
+    // A mapping always has at least `{"mapping":` before it in its file.
+    let from = map
+        .0
+        .checked_sub(BEFORE.len())
+        .ok_or("a mapping at the file's start")?;
+    let mut ix = Indexer::new(Structured::ChatGpt).starting_at(from);
     ix.feed(BEFORE);
     match whole {
         Some(bytes) => ix.feed(bytes),
@@ -299,23 +291,15 @@ fn mapping_nodes(
             }
         }
     }
-    ix.feed(b"}]");
+    ix.feed(b"}");
     let skel = ix
         .finish()
         .map_err(|e| format!("in the mapping at byte {}: {e}", map.0))?;
-    let shift = |o: usize| o - BEFORE.len() + map.0;
     Ok(skel
         .convs
-        .first()
-        .map(|c| {
-            c.nodes
-                .iter()
-                .map(|n| Node {
-                    id: n.id,
-                    span: (shift(n.span.0), shift(n.span.1)),
-                })
-                .collect()
-        })
+        .into_iter()
+        .next()
+        .map(|c| c.nodes)
         .unwrap_or_default())
 }
 
@@ -564,6 +548,22 @@ mod tests {
                 .any(|x| x.field.as_deref() == Some("request.headers[Authorization]"))
         );
         assert!(p.iter().any(|x| x.text == "hello"));
+    }
+
+    #[test]
+    fn a_bad_mapping_is_reported_at_its_file_offset() {
+        // The scan's index only counts brackets inside a mapping; the mapping's own index
+        // rejects the wrong one, at the byte where it is in the file.
+        let doc = br#"[{"title":"t","mapping":{"a":{"x":["hit"}]}}]"#;
+        let at = doc
+            .windows(2)
+            .position(|w| w == b"}]")
+            .expect("bad bracket")
+            + 1;
+        let hit = doc.windows(3).position(|w| w == b"hit").expect("hit");
+        let e = parts_of(doc, Structured::ChatGpt, &[hit]).expect_err("a bad mapping");
+        assert!(e.contains(&format!("at byte {at}:")), "{e}");
+        assert!(e.contains("in the mapping at byte 24"), "{e}");
     }
 
     #[test]
