@@ -567,15 +567,6 @@ impl Indexer {
         let real = if len == 64 { !0 } else { (1u64 << len) - 1 };
         let mut full = !self.skipping;
         let mut m = classify::<AVX>(b, full);
-        if !full && (m.quote | m.backslash | m.open | m.close) == 0 && self.prev_escaped == 0 {
-            // Skipped text with nothing in it that matters (most of a message): only the carries.
-            self.prev_other = false;
-            if self.in_string && self.cap != Cap::None {
-                self.keep(&b[self.cap_from..len]);
-                self.cap_from = 0;
-            }
-            return;
-        }
         let escaped = find_escaped(m.backslash, &mut self.prev_escaped);
         let quotes = m.quote & !escaped & real;
         let carry = if self.in_string { !0 } else { 0 };

@@ -100,8 +100,12 @@ pub fn parts_of(data: &[u8], kind: Structured, interesting: &[usize]) -> Result<
 
 /// Fetch one span and parse it.
 fn parse_span(span: Span, fetch: &mut Fetch<'_, '_>) -> Result<Value, String> {
-    let bytes = fetch(span.0, span.1)?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("not valid JSON at byte {}: {e}", span.0))
+    parse_at(&fetch(span.0, span.1)?, span.0)
+}
+
+/// Parse the JSON value that starts at byte `at` of the file.
+fn parse_at(bytes: &[u8], at: usize) -> Result<Value, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON at byte {at}: {e}"))
 }
 
 /// Every string inside `v`, joined by newlines.
@@ -237,8 +241,7 @@ fn chatgpt(
             if !wanted(span) {
                 continue;
             }
-            let m: Value = serde_json::from_slice(&read(span)?)
-                .map_err(|e| format!("not valid JSON at byte {}: {e}", span.0))?;
+            let m = parse_at(&read(span)?, span.0)?;
             let mut text = String::new();
             if let Some(c) = m.get("content") {
                 content_text(c, &mut text);

@@ -387,68 +387,65 @@ pub struct ClassRun {
 
 /// `[class]{n}` (ASCII class, fixed `n`) → its [`ClassRun`]; anything else → `None`.
 fn class_run(pattern: &str) -> Option<ClassRun> {
-    use regex_syntax::hir::{Class, HirKind};
     let hir = regex_syntax::parse(pattern).ok()?;
-    let HirKind::Repetition(rep) = hir.kind() else {
+    let regex_syntax::hir::HirKind::Repetition(rep) = hir.kind() else {
         return None;
     };
     if rep.min == 0 || rep.max != Some(rep.min) {
         return None;
     }
-    let mut class = [false; 256];
-    match rep.sub.kind() {
+    Some(ClassRun {
+        class: byte_set(rep.sub.kind())?,
+        n: rep.min as usize,
+    })
+}
+
+/// The bytes a one-byte piece of regex matches: a byte class, a Unicode class within ASCII, or
+/// a single-byte literal; `None` for anything else.
+fn byte_set(kind: &regex_syntax::hir::HirKind) -> Option<[bool; 256]> {
+    use regex_syntax::hir::{Class, HirKind};
+    let mut set = [false; 256];
+    match kind {
         HirKind::Class(Class::Unicode(c)) => {
             for r in c.ranges() {
                 if !r.end().is_ascii() {
                     return None;
                 }
                 for b in r.start() as u8..=r.end() as u8 {
-                    class[b as usize] = true;
+                    set[b as usize] = true;
                 }
             }
         }
         HirKind::Class(Class::Bytes(c)) => {
             for r in c.ranges() {
                 for b in r.start()..=r.end() {
-                    class[b as usize] = true;
+                    set[b as usize] = true;
                 }
             }
         }
+        HirKind::Literal(lit) if lit.0.len() == 1 => set[lit.0[0] as usize] = true,
         _ => return None,
     }
-    Some(ClassRun {
-        class,
-        n: rep.min as usize,
-    })
+    Some(set)
 }
 
 /// A regex character class → which bytes it matches. Read from the parsed class itself (building
 /// a regex to try all 256 bytes was a third of a one-file scan's start-up); anything that does
 /// not parse to a plain class or one byte is still tried byte by byte.
 fn byte_table(class: &str) -> Result<[bool; 256], String> {
-    use regex_syntax::hir::{Class, HirKind};
     let pattern = format!("(?-u:{class})");
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()
         .parse(&pattern)
         .map_err(|e| e.to_string())?;
+    if let Some(set) = byte_set(hir.kind()) {
+        return Ok(set);
+    }
+    let re = Regex::new(&format!("^{pattern}$")).map_err(|e| e.to_string())?;
     let mut table = [false; 256];
-    match hir.kind() {
-        HirKind::Class(Class::Bytes(c)) => {
-            for r in c.ranges() {
-                for b in r.start()..=r.end() {
-                    table[b as usize] = true;
-                }
-            }
-        }
-        HirKind::Literal(lit) if lit.0.len() == 1 => table[lit.0[0] as usize] = true,
-        _ => {
-            let re = Regex::new(&format!("^{pattern}$")).map_err(|e| e.to_string())?;
-            for (b, slot) in table.iter_mut().enumerate() {
-                *slot = re.is_match(&[b as u8]);
-            }
-        }
+    for (b, slot) in table.iter_mut().enumerate() {
+        *slot = re.is_match(&[b as u8]);
     }
     Ok(table)
 }
