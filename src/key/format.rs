@@ -110,8 +110,10 @@ pub fn redacted(kind: KeyKind, last4: &str) -> String {
 /// replaced by its redacted form: for messages that quote user input (a parser's error shows the
 /// offending line, and that line may hold a key pasted into the wrong place).
 pub fn scrub(text: &str) -> String {
-    let re = regex::Regex::new(r"oc_live_[0-9A-Za-z]+|\b[0-9a-f]{32}\b").expect("a valid regex");
-    re.replace_all(text, |c: &regex::Captures<'_>| {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"oc_live_[0-9A-Za-z]+|\b[0-9a-f]{32}\b").expect("a valid regex")
+    });
+    RE.replace_all(text, |c: &regex::Captures<'_>| {
         let m = &c[0];
         let kind = if m.starts_with(PREFIX) {
             KeyKind::Current

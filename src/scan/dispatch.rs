@@ -254,12 +254,14 @@ fn structured_view(
             } else {
                 SourceKind::Transcript
             }),
-            conversation: part.conversation,
+            // Names come from the file: a conversation titled after a pasted key, or a header
+            // named like one, must not carry it into the report.
+            conversation: part.conversation.as_deref().map(crate::key::scrub),
             message: part.message,
             role: part.role,
             date: part.timestamp.or_else(|| origin.date.clone()),
             entry: part.entry,
-            field: part.field,
+            field: part.field.as_deref().map(crate::key::scrub),
             ..origin.clone()
         };
         scan_blob(

@@ -781,6 +781,34 @@ fn large_chatgpt_exports_keep_conversation_order() {
     assert_no_leak(&all_output(&o), &[&k0, &k1, &k2]);
 }
 
+/// A conversation titled with a key (chat apps title a chat after its first message) is named
+/// in the report with the key redacted.
+#[test]
+fn a_key_in_a_conversation_title_is_redacted_in_the_report() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (k1, k2) = (key(), key());
+    let doc = serde_json::json!([{
+        "uuid": "c1", "name": format!("why does {k1} fail"),
+        "chat_messages": [{ "uuid": "m1", "sender": "human", "text": format!("it is {k2}") }]
+    }]);
+    std::fs::write(dir.path().join("conversations.json"), doc.to_string()).expect("write");
+    for format in ["json", "text", "sarif"] {
+        let o = offkey(dir.path(), &["scan", "--format", format], None);
+        assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+        assert_no_leak(&all_output(&o), &[&k1, &k2]);
+    }
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    let f = findings(&o);
+    let c = f
+        .iter()
+        .find(|x| x["location"]["message"] == 0)
+        .expect("the message's key");
+    assert_eq!(
+        c["location"]["conversation"],
+        format!("why does oc_live_…{} fail", &k1[k1.len() - 4..])
+    );
+}
+
 /// Large archives and UTF-16 files, which must be whole to be decoded, are still scanned.
 #[test]
 fn large_gzip_and_utf16_files_are_still_decoded() {
