@@ -13,7 +13,7 @@ use super::finding::{Finding, Origin, SourceKind};
 use super::matcher::{Match, Matcher};
 use super::policy::Policy;
 use crate::decode::{self, Encoding, Structured};
-use crate::source::{ArchiveLimits, expand_archive, looks_like_archive};
+use crate::source::{ArchiveLimits, Input, expand_archive, looks_like_archive};
 
 /// Scan one blob of any kind. `warn` hears about skipped archive members and malformed exports.
 #[allow(clippy::too_many_arguments)]
@@ -109,9 +109,8 @@ pub fn scan_file(
     warn: &mut dyn FnMut(String),
 ) -> io::Result<()> {
     buf.clear();
-    // Read what the file held when it was opened: a log still being written to is not chased.
-    let mut reader = file.take(len);
-    let eof = super::stream::fill(&mut reader, buf, PIECE)?;
+    let mut reader = Input::File { file, left: len };
+    let eof = reader.fill(buf, PIECE)?;
     if looks_like_archive(buf).is_some()
         || buf.starts_with(&[0xff, 0xfe])
         || buf.starts_with(&[0xfe, 0xff])

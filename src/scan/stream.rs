@@ -9,17 +9,10 @@ use super::finding::{Finding, Origin};
 use super::matcher::{Match, Matcher};
 use super::policy::Policy;
 use crate::decode::{self, Encoding};
+use crate::source::Input;
 
 /// Bytes read at a time.
 const CHUNK: usize = 1 << 20;
-
-/// Fill `buf` from `r` until it holds `want` more bytes or the input ends. True at the end.
-/// Reads into the spare capacity (nothing is zeroed first).
-pub(super) fn fill(r: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
-    let want = want as u64;
-    let got = r.take(want).read_to_end(buf)? as u64;
-    Ok(got < want)
-}
 
 /// The longest run of base64 characters a piece is grown to hold whole (see [`pieces`]):
 /// twice the distance the base64 decoder looks back from a hit.
@@ -109,7 +102,7 @@ impl Piece<'_> {
 /// Returns the number of bytes read.
 pub(super) fn pieces(
     matcher: &Matcher,
-    r: &mut dyn Read,
+    r: &mut Input<'_>,
     buf: &mut Vec<u8>,
     mut eof: bool,
     size: usize,
@@ -127,7 +120,7 @@ pub(super) fn pieces(
         allowed: false,
     };
     if buf.is_empty() && !eof {
-        eof = fill(r, buf, size)?;
+        eof = r.fill(buf, size)?;
         total = buf.len() as u64;
     }
     loop {
@@ -144,7 +137,7 @@ pub(super) fn pieces(
                 break if at > from { at } else { cut };
             }
             let before = buf.len();
-            eof = fill(r, buf, size)?;
+            eof = r.fill(buf, size)?;
             total += (buf.len() - before) as u64;
         };
         matcher.find_hits(buf, &mut matches, &mut hits);
@@ -176,7 +169,7 @@ pub(super) fn pieces(
         from = consumed - drop;
         fed = buf.len();
         let before = buf.len();
-        eof = fill(r, buf, size)?;
+        eof = r.fill(buf, size)?;
         total += (buf.len() - before) as u64;
     }
 }
@@ -190,10 +183,17 @@ pub fn scan_reader(
     mut on: impl FnMut(Finding),
 ) -> io::Result<u64> {
     let mut buf = Vec::with_capacity(CHUNK + 2 * matcher.max_window());
-    pieces(matcher, r, &mut buf, false, CHUNK, |p| {
-        p.findings(matcher, policy, origin, &mut on);
-        Ok(p.to)
-    })
+    pieces(
+        matcher,
+        &mut Input::Stream(r),
+        &mut buf,
+        false,
+        CHUNK,
+        |p| {
+            p.findings(matcher, policy, origin, &mut on);
+            Ok(p.to)
+        },
+    )
 }
 
 /// Copy `r` to `w` with every key replaced by `placeholder`, every other byte unchanged.
@@ -206,22 +206,29 @@ pub fn redact_stream(
 ) -> io::Result<u64> {
     let mut replaced = 0u64;
     let mut buf = Vec::with_capacity(CHUNK + 2 * matcher.max_window());
-    pieces(matcher, r, &mut buf, false, CHUNK, |p| {
-        let (buf, picked, from, to) = (p.buf, p.picked, p.from, p.to);
-        let mut at = from;
-        for m in picked {
-            if m.start < at {
-                continue; // inside a token already replaced
+    pieces(
+        matcher,
+        &mut Input::Stream(r),
+        &mut buf,
+        false,
+        CHUNK,
+        |p| {
+            let (buf, picked, from, to) = (p.buf, p.picked, p.from, p.to);
+            let mut at = from;
+            for m in picked {
+                if m.start < at {
+                    continue; // inside a token already replaced
+                }
+                w.write_all(&buf[at..m.start])?;
+                w.write_all(&replacement(&buf[m.start..m.end], m, placeholder))?;
+                at = m.end;
+                replaced += 1;
             }
-            w.write_all(&buf[at..m.start])?;
-            w.write_all(&replacement(&buf[m.start..m.end], m, placeholder))?;
-            at = m.end;
-            replaced += 1;
-        }
-        let end = to.max(at);
-        w.write_all(&buf[at..end])?;
-        Ok(end)
-    })?;
+            let end = to.max(at);
+            w.write_all(&buf[at..end])?;
+            Ok(end)
+        },
+    )?;
     w.flush()?;
     Ok(replaced)
 }

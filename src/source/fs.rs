@@ -4,7 +4,7 @@
 //! memory-mapped.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use ignore::overrides::OverrideBuilder;
@@ -191,8 +191,17 @@ fn read_one<V: FnMut(Event<'_>)>(
     } else {
         len
     };
-    buf.reserve(len as usize);
-    if let Err(e) = (&file).take(limit).read_to_end(buf) {
+    let read = if len == 0 {
+        (&file).take(limit).read_to_end(buf).map(drop)
+    } else {
+        Input::File {
+            file: &file,
+            left: len,
+        }
+        .fill(buf, len as usize)
+        .map(drop)
+    };
+    if let Err(e) = read {
         visit(Event::Error(format!("{shown}: {e}")));
         return;
     }
@@ -209,6 +218,95 @@ fn read_one<V: FnMut(Event<'_>)>(
     }
 }
 
+/// What [`Input::fill`] reads from.
+pub enum Input<'a> {
+    /// A file, up to `left` more bytes (its size when it was opened: a log still being
+    /// written to is not chased). Read straight into the buffer's spare capacity.
+    File { file: &'a File, left: u64 },
+    /// Any other reader (standard input).
+    Stream(&'a mut dyn Read),
+}
+
+impl Input<'_> {
+    /// Append to `buf` until it holds `want` more bytes or the input ends. True at the end.
+    ///
+    /// Each read asks for all that is still wanted (`read_to_end` would start at 8 KiB and
+    /// double: four system calls for every 64 KiB piece of a large file), and a file is read
+    /// without zeroing the buffer first (that cost as much as the calls it saved).
+    pub fn fill(&mut self, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
+        match self {
+            Input::File { file, left } => {
+                let want = want.min(usize::try_from(*left).unwrap_or(usize::MAX));
+                let mut got = 0;
+                while got < want {
+                    let n = read_spare(file, buf, want - got)?;
+                    if n == 0 {
+                        *left = 0;
+                        return Ok(true);
+                    }
+                    got += n;
+                }
+                *left -= got as u64;
+                Ok(*left == 0)
+            }
+            Input::Stream(r) => {
+                let start = buf.len();
+                buf.resize(start + want, 0);
+                let mut got = 0;
+                let end = loop {
+                    if got == want {
+                        break Ok(false);
+                    }
+                    match r.read(&mut buf[start + got..]) {
+                        Ok(0) => break Ok(true),
+                        Ok(n) => got += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                buf.truncate(start + got);
+                end
+            }
+        }
+    }
+}
+
+/// One read of at most `want` bytes from `file`, appended to `buf` without zeroing its spare
+/// capacity first. Returns the count, 0 at the end.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn read_spare(file: &File, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+    buf.reserve(want);
+    let len = buf.len();
+    loop {
+        match rustix::io::read(file, &mut buf.spare_capacity_mut()[..want]) {
+            Ok((filled, _)) => {
+                let n = filled.len();
+                // SAFETY: `read` initialized the first `n` bytes of the spare capacity, and
+                // `n <= want <= capacity - len`.
+                unsafe { buf.set_len(len + n) };
+                return Ok(n);
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn read_spare(mut file: &File, buf: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+    let len = buf.len();
+    buf.resize(len + want, 0);
+    let n = loop {
+        match file.read(&mut buf[len..]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r,
+        }
+    };
+    buf.truncate(len + *n.as_ref().unwrap_or(&0));
+    n
+}
+
 /// Map a file read-only.
 #[allow(unsafe_code)]
 pub fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
@@ -221,6 +319,61 @@ pub fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fill_reads_a_file_up_to_its_size_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).expect("write");
+        let file = File::open(&path).expect("open");
+        // The size given at open is 150,000: the bytes after it are not read.
+        let mut input = Input::File {
+            file: &file,
+            left: 150_000,
+        };
+        let mut buf = b"kept".to_vec();
+        assert!(!input.fill(&mut buf, 65_536).expect("fill"));
+        assert_eq!(buf.len(), 4 + 65_536);
+        assert!(!input.fill(&mut buf, 65_536).expect("fill"));
+        // The last piece is short and ends the input without another read.
+        assert!(input.fill(&mut buf, 65_536).expect("fill"));
+        assert_eq!(&buf[..4], b"kept");
+        assert_eq!(&buf[4..], &data[..150_000]);
+        // A file shorter than its size at open (truncated meanwhile) ends where it ends.
+        let file = File::open(&path).expect("open");
+        let mut input = Input::File {
+            file: &file,
+            left: 300_000,
+        };
+        let mut buf = Vec::new();
+        assert!(!input.fill(&mut buf, 150_000).expect("fill"));
+        assert!(input.fill(&mut buf, 150_000).expect("fill"));
+        assert_eq!(buf, data);
+    }
+
+    #[test]
+    fn fill_gathers_short_reads_of_a_stream() {
+        /// Hands out one byte per read, as a pipe may.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let Some((&b, rest)) = self.0.split_first() else {
+                    return Ok(0);
+                };
+                out[0] = b;
+                self.0 = rest;
+                Ok(1)
+            }
+        }
+        let mut r = Trickle(b"0123456789");
+        let mut input = Input::Stream(&mut r);
+        let mut buf = Vec::new();
+        assert!(!input.fill(&mut buf, 4).expect("fill"));
+        assert_eq!(buf, b"0123");
+        assert!(input.fill(&mut buf, 100).expect("fill"));
+        assert_eq!(buf, b"0123456789");
+    }
 
     #[test]
     fn display_paths_are_relative_to_the_root() {

@@ -7,7 +7,7 @@ mod git;
 mod origin;
 
 pub use archive::{ArchiveKind, ArchiveLimits, expand_archive, looks_like_archive};
-pub use fs::{Event, LARGE_FROM, WalkOptions, map, walk};
+pub use fs::{Event, Input, LARGE_FROM, WalkOptions, map, walk};
 pub use git::{
     BlobProblem, CommitInfo, GitError, History, HistoryBlob, HistoryOptions, StagedFile, history,
     open as open_repo, read_blobs, staged,
