@@ -10,7 +10,9 @@ mod structured;
 pub use around::escape_before;
 pub use runs::{Decoded, base64_token, decode_run, encoded_literals, reencode_base64};
 pub use skeleton::{Indexer, Skeleton};
-pub use structured::{Fetch, Part, Structured, parts as structured_parts, parts_of, sniff};
+pub use structured::{
+    Fetch, PART_MAX, Parsed, Part, Structured, parts as structured_parts, parts_of, sniff,
+};
 
 use serde::{Deserialize, Serialize};
 

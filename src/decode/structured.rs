@@ -61,6 +61,33 @@ pub fn sniff(data: &[u8]) -> Option<Structured> {
     }
 }
 
+/// Largest message (chat message, HAR entry, JSONL line, ChatGPT mapping node) fetched and
+/// parsed to name where a finding sits: parsing holds it about three times over. A bigger one
+/// is left out, listed in [`Parsed::skipped`]; the findings in it keep their line and column.
+#[cfg(not(test))]
+pub const PART_MAX: usize = 16 << 20;
+/// (Unit tests use a small limit.)
+#[cfg(test)]
+pub const PART_MAX: usize = 256;
+
+/// What [`parts`] read.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// The texts, with where they sit.
+    pub parts: Vec<Part>,
+    /// Messages left out for being over [`PART_MAX`] bytes.
+    pub skipped: Vec<Span>,
+}
+
+/// Whether `span` is over [`PART_MAX`] (noted in `skipped` when it is).
+fn too_big(span: Span, skipped: &mut Vec<Span>) -> bool {
+    let big = span.1.saturating_sub(span.0) > PART_MAX;
+    if big {
+        skipped.push(span);
+    }
+    big
+}
+
 /// Fetches the bytes `start..end` of the file being read (a slice of it in memory, or a
 /// positioned read of a file scanned in chunks).
 pub type Fetch<'a, 'f> = dyn FnMut(usize, usize) -> Result<Cow<'a, [u8]>, String> + 'f;
@@ -73,23 +100,25 @@ pub fn parts(
     kind: Structured,
     interesting: &[usize],
     fetch: &mut Fetch<'_, '_>,
-) -> Result<Vec<Part>, String> {
+) -> Result<Parsed, String> {
     let mut sorted = interesting.to_vec();
     sorted.sort_unstable();
     let wanted = |(start, end): Span| -> bool {
         let i = sorted.partition_point(|&o| o < start);
         i < sorted.len() && sorted[i] < end
     };
-    match kind {
-        Structured::ChatJsonl => jsonl(skel, &wanted, fetch),
-        Structured::ChatGpt => chatgpt(skel, &wanted, fetch),
-        Structured::Claude => claude(skel, &wanted, fetch),
-        Structured::Har => har(skel, &wanted, fetch),
-    }
+    let mut skipped = Vec::new();
+    let parts = match kind {
+        Structured::ChatJsonl => jsonl(skel, &wanted, fetch, &mut skipped),
+        Structured::ChatGpt => chatgpt(skel, &wanted, fetch, &mut skipped),
+        Structured::Claude => claude(skel, &wanted, fetch, &mut skipped),
+        Structured::Har => har(skel, &wanted, fetch, &mut skipped),
+    }?;
+    Ok(Parsed { parts, skipped })
 }
 
 /// [`parts`] of a document held whole in memory.
-pub fn parts_of(data: &[u8], kind: Structured, interesting: &[usize]) -> Result<Vec<Part>, String> {
+pub fn parts_of(data: &[u8], kind: Structured, interesting: &[usize]) -> Result<Parsed, String> {
     let mut ix = Indexer::without_nodes(kind);
     ix.feed(data);
     let skel = ix.finish()?;
@@ -180,6 +209,7 @@ fn chatgpt(
     skel: &Skeleton,
     wanted: &dyn Fn(Span) -> bool,
     fetch: &mut Fetch<'_, '_>,
+    skipped: &mut Vec<Span>,
 ) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
     for conv in &skel.convs {
@@ -207,6 +237,10 @@ fn chatgpt(
         };
         let mut nodes = Vec::with_capacity(conv_nodes.len());
         for n in &conv_nodes {
+            // A node too big to parse has no links (nor message) here, as an odd one below.
+            if too_big(n.span, skipped) {
+                continue;
+            }
             // Read leniently, as the export's own viewer would: a node whose fields are not
             // what they should be just has no links (or no message) rather than failing the file.
             let bytes = read(n.span)?;
@@ -348,12 +382,13 @@ fn claude(
     skel: &Skeleton,
     wanted: &dyn Fn(Span) -> bool,
     fetch: &mut Fetch<'_, '_>,
+    skipped: &mut Vec<Span>,
 ) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
     for conv in &skel.convs {
         let title = conv_title(conv);
         for (idx, &span) in conv.messages.iter().enumerate() {
-            if !wanted(span) {
+            if !wanted(span) || too_big(span, skipped) {
                 continue;
             }
             let m = &parse_span(span, fetch)?;
@@ -394,6 +429,7 @@ fn jsonl(
     skel: &Skeleton,
     wanted: &dyn Fn(Span) -> bool,
     fetch: &mut Fetch<'_, '_>,
+    skipped: &mut Vec<Span>,
 ) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
     let mut start = 0usize;
@@ -405,7 +441,7 @@ fn jsonl(
     for (ln, end) in ends.enumerate() {
         let span = (start, end);
         start = end + 1;
-        if span.0 >= span.1 || !wanted(span) {
+        if span.0 >= span.1 || !wanted(span) || too_big(span, skipped) {
             continue;
         }
         let line = fetch(span.0, span.1)?;
@@ -445,11 +481,12 @@ fn har(
     skel: &Skeleton,
     wanted: &dyn Fn(Span) -> bool,
     fetch: &mut Fetch<'_, '_>,
+    skipped: &mut Vec<Span>,
 ) -> Result<Vec<Part>, String> {
     let mut out = Vec::new();
     let entries = skel.convs.iter().flat_map(|c| c.messages.iter().copied());
     for (i, span) in entries.enumerate() {
-        if !wanted(span) {
+        if !wanted(span) || too_big(span, skipped) {
             continue;
         }
         let e = &parse_span(span, fetch)?;
@@ -523,7 +560,9 @@ mod tests {
     fn sniffs_and_parses_each_format() {
         let gpt = br#"[{"title":"Deploy","mapping":{"a":{"message":null},"b":{"message":{"author":{"role":"user"},"create_time":1700000000.5,"content":{"content_type":"text","parts":["hello","key here"]}}}}}]"#;
         assert_eq!(sniff(gpt), Some(Structured::ChatGpt));
-        let p = parts_of(gpt, Structured::ChatGpt, &all(gpt)).expect("parses");
+        let p = parts_of(gpt, Structured::ChatGpt, &all(gpt))
+            .expect("parses")
+            .parts;
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].conversation.as_deref(), Some("Deploy"));
         assert_eq!(p[0].role.as_deref(), Some("user"));
@@ -531,26 +570,80 @@ mod tests {
 
         let claude = br#"[{"uuid":"u1","name":"","chat_messages":[{"sender":"human","text":"a","created_at":"2024-10-18T05:30:20Z","attachments":[{"extracted_content":"secret file"}]}]}]"#;
         assert_eq!(sniff(claude), Some(Structured::Claude));
-        let p = parts_of(claude, Structured::Claude, &all(claude)).expect("parses");
+        let p = parts_of(claude, Structured::Claude, &all(claude))
+            .expect("parses")
+            .parts;
         assert_eq!(p[0].conversation.as_deref(), Some("u1"));
         assert!(p[0].text.contains("secret file"));
 
         let jl = b"{\"messages\":[{\"role\":\"system\",\"content\":\"x\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"y\"}]}]}\n";
         assert_eq!(sniff(jl), Some(Structured::ChatJsonl));
         assert!(
-            parts_of(jl, Structured::ChatJsonl, &all(jl)).expect("parses")[1]
+            parts_of(jl, Structured::ChatJsonl, &all(jl))
+                .expect("parses")
+                .parts[1]
                 .text
                 .contains('y')
         );
 
         let har_doc = br#"{"log":{"entries":[{"request":{"url":"https://x/?k=v","headers":[{"name":"Authorization","value":"Bearer t"}]},"response":{"content":{"text":"aGVsbG8=","encoding":"base64"}}}]}}"#;
         assert_eq!(sniff(har_doc), Some(Structured::Har));
-        let p = parts_of(har_doc, Structured::Har, &all(har_doc)).expect("parses");
+        let p = parts_of(har_doc, Structured::Har, &all(har_doc))
+            .expect("parses")
+            .parts;
         assert!(
             p.iter()
                 .any(|x| x.field.as_deref() == Some("request.headers[Authorization]"))
         );
         assert!(p.iter().any(|x| x.text == "hello"));
+    }
+
+    #[test]
+    fn messages_over_the_size_limit_are_left_out_and_listed() {
+        // Unit tests parse at most PART_MAX = 256 bytes a message.
+        let big = "b".repeat(PART_MAX);
+        let claude = format!(
+            r#"[{{"name":"c","chat_messages":[{{"sender":"human","text":"{big} hit"}},{{"sender":"assistant","text":"small hit"}}]}}]"#
+        );
+        let har = format!(
+            r#"{{"log":{{"entries":[{{"request":{{"url":"https://x/{big}hit"}}}},{{"request":{{"url":"https://x/small-hit"}}}}]}}}}"#
+        );
+        let jl = format!(
+            "{{\"messages\":[{{\"role\":\"user\",\"content\":\"{big} hit\"}}]}}\n{{\"messages\":[{{\"role\":\"user\",\"content\":\"small hit\"}}]}}\n"
+        );
+        let gpt = format!(
+            r#"[{{"title":"t","mapping":{{"r":{{"message":{{"content":{{"parts":["{big} hit"]}}}},"children":["s"]}},"s":{{"message":{{"content":{{"parts":["small hit"]}}}},"parent":"r"}}}}}}]"#
+        );
+        for (doc, kind) in [
+            (claude, Structured::Claude),
+            (har, Structured::Har),
+            (jl, Structured::ChatJsonl),
+            (gpt, Structured::ChatGpt),
+        ] {
+            let d = doc.as_bytes();
+            let hits: Vec<usize> = d
+                .windows(3)
+                .enumerate()
+                .filter(|(_, w)| *w == b"hit")
+                .map(|(i, _)| i)
+                .collect();
+            let p = parts_of(d, kind, &hits).expect("parses");
+            let texts: Vec<&str> = p.parts.iter().map(|x| x.text.as_str()).collect();
+            assert!(
+                texts.iter().all(|t| !t.contains(&big)),
+                "{kind:?}: {texts:?}"
+            );
+            assert!(
+                texts.iter().any(|t| t.contains("small")),
+                "{kind:?}: {texts:?}"
+            );
+            assert_eq!(p.skipped.len(), 1, "{kind:?}");
+            let (a, b) = p.skipped[0];
+            assert!(
+                b - a > PART_MAX && d[a..b].windows(3).any(|w| w == b"hit"),
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]
@@ -579,7 +672,9 @@ mod tests {
               "a":{"message":{"author":{"role":"user"},"content":{"parts":["first"]}},"parent":"r","children":null},
               "s":{"message":"not an object","parent":"r"},
               "b":{"message":{"author":{"role":"assistant"},"content":{"parts":["second"]}},"parent":"a"}}}]"#;
-        let p = parts_of(doc, Structured::ChatGpt, &all(doc)).expect("parses");
+        let p = parts_of(doc, Structured::ChatGpt, &all(doc))
+            .expect("parses")
+            .parts;
         let texts: Vec<(&str, Option<usize>)> =
             p.iter().map(|x| (x.text.as_str(), x.message)).collect();
         assert_eq!(texts, vec![("first", Some(0)), ("second", Some(1))]);

@@ -227,7 +227,7 @@ fn structured_view(
     matcher: &Matcher,
     policy: &Policy,
     kind: Structured,
-    parts: Result<Vec<decode::Part>, String>,
+    parts: Result<decode::Parsed, String>,
     origin: &Origin,
     scratch: &mut Vec<Match>,
     out: &mut Vec<Finding>,
@@ -245,6 +245,21 @@ fn structured_view(
             return;
         }
     };
+    if let Some(big) = parts.skipped.iter().max_by_key(|s| s.1 - s.0) {
+        let n = parts.skipped.len();
+        let (one, many) = unit(kind);
+        warn(format!(
+            "{}: {n} {} over {} MiB not parsed (the largest, {:.1} MiB, at byte {}): the \
+             findings in {} are reported by line and column only",
+            origin.path,
+            if n == 1 { one } else { many },
+            decode::PART_MAX >> 20,
+            (big.1 - big.0) as f64 / f64::from(1 << 20),
+            big.0,
+            if n == 1 { "it" } else { "them" },
+        ));
+    }
+    let parts = parts.parts;
     let mut structured = Vec::new();
     for part in parts {
         let o = Origin {
@@ -273,6 +288,15 @@ fn structured_view(
         );
     }
     prefer_view(out, start, structured, None);
+}
+
+/// What a message of `kind` is called, one and many.
+fn unit(kind: Structured) -> (&'static str, &'static str) {
+    match kind {
+        Structured::ChatGpt | Structured::Claude => ("message", "messages"),
+        Structured::ChatJsonl => ("line", "lines"),
+        Structured::Har => ("entry", "entries"),
+    }
 }
 
 fn describe(kind: Structured) -> &'static str {

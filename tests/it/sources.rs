@@ -404,6 +404,50 @@ fn har_headers_queries_and_base64_bodies() {
 }
 
 #[test]
+fn a_har_entry_too_big_to_parse_keeps_its_findings_with_a_warning() {
+    // A 17 MiB response body (over the 16 MiB parsed per entry): the key in that entry's
+    // request header is still reported, by line and column; the small entry after it keeps
+    // its entry and field.
+    let dir = tempfile::tempdir().expect("tmp");
+    let (k1, k2) = (key(), key());
+    let entry = |k: &str, body: &str| {
+        serde_json::json!({
+            "request": {"method": "GET", "url": "https://shop.example/",
+                        "headers": [{"name": "X-Offset-Key", "value": k}]},
+            "response": {"status": 200, "content": {"mimeType": "text/plain", "text": body}}
+        })
+    };
+    let body = "x".repeat(17 << 20);
+    let har = serde_json::json!({"log": {"version": "1.2", "entries": [
+        entry(&k1, &body), entry(&k2, "ok")
+    ]}});
+    std::fs::write(dir.path().join("big.har"), har.to_string()).expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    assert_no_leak(&all_output(&o), &[&k1, &k2]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("big.har: 1 entry over 16 MiB not parsed (the largest, 17.0 MiB, at byte 19)"),
+        "{err}"
+    );
+    let f = findings(&o);
+    let of = |k: &str| {
+        f.iter()
+            .find(|x| x["sha256"] == offkey::key::sha256_hex(k.as_bytes()))
+            .map(|x| x["location"].clone())
+            .expect("found")
+    };
+    let big = of(&k1);
+    assert_eq!(big["source"], "file");
+    assert_eq!(big["line"], 1);
+    assert!(big["entry"].is_null() && big["field"].is_null(), "{big}");
+    let small = of(&k2);
+    assert_eq!(small["source"], "har");
+    assert_eq!(small["entry"], 1);
+    assert_eq!(small["field"], "request.headers[X-Offset-Key]");
+}
+
+#[test]
 fn malformed_export_falls_back_to_plain_text_with_a_warning() {
     let dir = tempfile::tempdir().expect("tmp");
     let k = key();
