@@ -22,6 +22,22 @@ fn is_base64_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=')
 }
 
+/// Whether every byte of `s` is [`is_base64_byte`]: written without branches, a chunk at a
+/// time, so that it compiles to vector code.
+fn all_base64(s: &[u8]) -> bool {
+    let one = |b: u8| {
+        ((b | 0x20).wrapping_sub(b'a') < 26)
+            | (b.wrapping_sub(b'0') < 10)
+            | (b == b'+')
+            | (b == b'/')
+            | (b == b'-')
+            | (b == b'_')
+            | (b == b'=')
+    };
+    s.chunks(64)
+        .all(|c| c.iter().fold(true, |all, &b| all & one(b)))
+}
+
 /// Where `buf[0]` sits in its line: carried from piece to piece.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Carry {
@@ -114,6 +130,8 @@ pub(super) fn pieces(
     let mut base = 0usize;
     let mut from = 0usize; // offset in buf where unvisited bytes start
     let mut fed = 0usize; // bytes of buf handed over as `fresh` already
+    // A cut found `RUN_MAX + 1` base64 bytes before it (an offset in the stream).
+    let mut giant_to: Option<usize> = None;
     let mut carry = Carry {
         line: 1,
         col: 0,
@@ -129,10 +147,21 @@ pub(super) fn pieces(
                 break buf.len();
             }
             let cut = buf.len().saturating_sub(keep).max(from);
+            // Where the last cut inside a run longer than `RUN_MAX` was, if in this piece:
+            // the `RUN_MAX + 1` bytes before it are known to be base64 and are not looked at
+            // again (a long token was scanned back over for every read, 20 times the time).
+            let known = giant_to
+                .and_then(|g| g.checked_sub(base))
+                .filter(|&g| g > from && g <= cut);
             let mut at = cut;
-            while at > from && cut - at <= RUN_MAX && is_base64_byte(buf[at - 1]) {
-                at -= 1;
+            if known.is_some_and(|k| all_base64(&buf[k..cut])) {
+                at = cut.saturating_sub(RUN_MAX + 1).max(from);
+            } else {
+                while at > from && cut - at <= RUN_MAX && is_base64_byte(buf[at - 1]) {
+                    at -= 1;
+                }
             }
+            giant_to = (cut - at > RUN_MAX).then_some(base + cut);
             if at > from || cut == from || buf.len() - from > RUN_MAX {
                 break if at > from { at } else { cut };
             }
@@ -248,5 +277,26 @@ fn replacement(span: &[u8], m: &Match, placeholder: &str) -> Vec<u8> {
                 .collect()
         }
         _ => placeholder.as_bytes().to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_base64_agrees_with_the_byte_test() {
+        for b in 0..=255u8 {
+            assert_eq!(all_base64(&[b]), is_base64_byte(b), "byte {b:#04x}");
+            // Long enough for whole 64-byte chunks, the odd byte last.
+            let mut s = vec![b'A'; 130];
+            s[129] = b;
+            assert_eq!(
+                all_base64(&s),
+                is_base64_byte(b),
+                "byte {b:#04x} at the end"
+            );
+        }
+        assert!(all_base64(b""));
     }
 }

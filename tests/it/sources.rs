@@ -924,6 +924,48 @@ fn large_files_keep_keys_deep_inside_base64_tokens_across_piece_cuts() {
 /// `offkey:allow` at the start of a line longer than a read piece (minified code) still
 /// suppresses a key at its end; the same line without the marker is reported.
 #[test]
+fn keys_in_and_after_a_base64_token_longer_than_a_read_are_found_once() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().expect("tmp");
+    let keys: Vec<String> = (0..4).map(|_| key()).collect();
+    let filler = |n: usize| "lorem ipsum dolor sit amet\n".repeat(n);
+    // One token of about 900 KB (longer than the 128 KiB a read may grow to), keys at three
+    // depths; then a line with a 40 KB token, whose key is reported at that token's start.
+    let mut big = String::new();
+    for k in &keys[..3] {
+        big.push_str(&filler(8_000));
+        big.push_str(&format!("OFFSET_API_KEY={k}\n"));
+    }
+    big.push_str(&filler(8_000));
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let small = format!("{}OFFSET_API_KEY={}\n", filler(1_000), keys[3]);
+    let text = format!("  a: {}\n  b: {}\n", b64(&big), b64(&small));
+    assert!(text.len() > 900_000);
+    std::fs::write(dir.path().join("blob.yaml"), &text).expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let all: Vec<&str> = keys.iter().map(String::as_str).collect();
+    assert_no_leak(&all_output(&o), &all);
+    let f = findings(&o);
+    assert_eq!(f.len(), keys.len(), "{f:?}");
+    for (i, k) in keys.iter().enumerate() {
+        let sha = offkey::key::sha256_hex(k.as_bytes());
+        let x: Vec<_> = f.iter().filter(|x| x["sha256"] == sha).collect();
+        assert_eq!(x.len(), 1, "key {i}: {f:?}");
+        assert_eq!(x[0]["encoding"], "base64");
+        assert_eq!(x[0]["location"]["line"], if i < 3 { 1 } else { 2 });
+    }
+    let last = f
+        .iter()
+        .find(|x| x["sha256"] == offkey::key::sha256_hex(keys[3].as_bytes()))
+        .expect("last key");
+    assert_eq!(
+        last["location"]["column"], 6,
+        "reported at its token's start"
+    );
+}
+
+#[test]
 fn allow_comment_on_a_line_longer_than_a_read_piece() {
     let dir = tempfile::tempdir().expect("tmp");
     let (k1, k2) = (key(), key());
