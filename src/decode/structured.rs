@@ -205,6 +205,70 @@ struct Linked {
     message: Option<Span>,
 }
 
+/// The links of a ChatGPT mapping node too big to hold, streamed from the file a piece at a
+/// time without keeping its message (which stands in as the whole node's span). `None` when
+/// the node is not an object with the expected fields, as for a small node.
+fn big_node(n: &Node, fetch: &mut Fetch<'_, '_>) -> Option<Linked> {
+    #[derive(serde::Deserialize)]
+    struct Fields {
+        #[serde(default)]
+        parent: Option<Value>,
+        #[serde(default)]
+        children: Option<Value>,
+        #[serde(default)]
+        message: Option<serde::de::IgnoredAny>,
+    }
+    /// The node's bytes as a reader.
+    struct Pieces<'r, 'a, 'f> {
+        fetch: &'r mut Fetch<'a, 'f>,
+        at: usize,
+        end: usize,
+        piece: Vec<u8>,
+        used: usize,
+    }
+    impl std::io::Read for Pieces<'_, '_, '_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.used == self.piece.len() {
+                if self.at == self.end {
+                    return Ok(0);
+                }
+                let to = (self.at + MAPPING_PIECE).min(self.end);
+                self.piece = (self.fetch)(self.at, to)
+                    .map_err(std::io::Error::other)?
+                    .into_owned();
+                self.at = to;
+                self.used = 0;
+            }
+            let n = out.len().min(self.piece.len() - self.used);
+            out[..n].copy_from_slice(&self.piece[self.used..self.used + n]);
+            self.used += n;
+            Ok(n)
+        }
+    }
+    let r = Pieces {
+        fetch,
+        at: n.span.0,
+        end: n.span.1,
+        piece: Vec::new(),
+        used: 0,
+    };
+    let f: Fields = serde_json::from_reader(r).ok()?;
+    let id = |v: &Value| v.as_str().map(|s| hash_id(s.as_bytes()));
+    Some(Linked {
+        id: n.id,
+        parent: f.parent.as_ref().and_then(id),
+        children: f
+            .children
+            .as_ref()
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(id)
+            .collect(),
+        message: f.message.map(|_| n.span),
+    })
+}
+
 fn chatgpt(
     skel: &Skeleton,
     wanted: &dyn Fn(Span) -> bool,
@@ -226,7 +290,7 @@ fn chatgpt(
             None
         };
         let conv_nodes = mapping_nodes(map, whole.as_deref(), fetch)?;
-        let mut read = |span: Span| -> Result<Cow<'_, [u8]>, String> {
+        let read = |span: Span, fetch: &mut Fetch<'_, '_>| -> Result<Cow<'_, [u8]>, String> {
             match &whole {
                 Some(b) => Ok(Cow::Borrowed(
                     b.get(span.0.wrapping_sub(map.0)..span.1.wrapping_sub(map.0))
@@ -237,13 +301,17 @@ fn chatgpt(
         };
         let mut nodes = Vec::with_capacity(conv_nodes.len());
         for n in &conv_nodes {
-            // A node too big to parse has no links (nor message) here, as an odd one below.
-            if too_big(n.span, skipped) {
+            // A node too big to hold (a mapping that big is read piece by piece) has its links
+            // streamed; its message stays in the order, to be left out below if wanted.
+            if n.span.1 - n.span.0 > PART_MAX {
+                if let Some(l) = big_node(n, fetch) {
+                    nodes.push(l);
+                }
                 continue;
             }
             // Read leniently, as the export's own viewer would: a node whose fields are not
             // what they should be just has no links (or no message) rather than failing the file.
-            let bytes = read(n.span)?;
+            let bytes = read(n.span, fetch)?;
             let raw: &[u8] = &bytes;
             let Ok(fields) = serde_json::from_slice::<HashMap<Cow<'_, str>, &RawValue>>(raw) else {
                 continue;
@@ -272,10 +340,10 @@ fn chatgpt(
         }
         let title = conv_title(conv);
         for (idx, span) in conversation_order(&nodes).into_iter().enumerate() {
-            if !wanted(span) {
+            if !wanted(span) || too_big(span, skipped) {
                 continue;
             }
-            let m = parse_at(&read(span)?, span.0)?;
+            let m = parse_at(&read(span, fetch)?, span.0)?;
             let mut text = String::new();
             if let Some(c) = m.get("content") {
                 content_text(c, &mut text);
@@ -614,11 +682,11 @@ mod tests {
         let gpt = format!(
             r#"[{{"title":"t","mapping":{{"r":{{"message":{{"content":{{"parts":["{big} hit"]}}}},"children":["s"]}},"s":{{"message":{{"content":{{"parts":["small hit"]}}}},"parent":"r"}}}}}}]"#
         );
-        for (doc, kind) in [
-            (claude, Structured::Claude),
-            (har, Structured::Har),
-            (jl, Structured::ChatJsonl),
-            (gpt, Structured::ChatGpt),
+        for (doc, kind, small_at) in [
+            (claude, Structured::Claude, 1),
+            (har, Structured::Har, 1),
+            (jl, Structured::ChatJsonl, 0),
+            (gpt, Structured::ChatGpt, 1),
         ] {
             let d = doc.as_bytes();
             let hits: Vec<usize> = d
@@ -633,10 +701,13 @@ mod tests {
                 texts.iter().all(|t| !t.contains(&big)),
                 "{kind:?}: {texts:?}"
             );
-            assert!(
-                texts.iter().any(|t| t.contains("small")),
-                "{kind:?}: {texts:?}"
-            );
+            let small = p
+                .parts
+                .iter()
+                .find(|x| x.text.contains("small"))
+                .unwrap_or_else(|| panic!("{kind:?}: {texts:?}"));
+            // The left-out message still counts in the order of the others.
+            assert_eq!(small.message.or(small.entry), Some(small_at), "{kind:?}");
             assert_eq!(p.skipped.len(), 1, "{kind:?}");
             let (a, b) = p.skipped[0];
             assert!(
@@ -644,6 +715,22 @@ mod tests {
                 "{kind:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_big_chatgpt_node_without_a_hit_keeps_its_links() {
+        // Node `r` is over the limit (and the mapping is read in pieces under cfg(test)): its
+        // links are streamed, so `s` (its child) stays message 1 and nothing is left out.
+        let big = "b".repeat(PART_MAX);
+        let gpt = format!(
+            r#"[{{"title":"t","mapping":{{"s":{{"message":{{"content":{{"parts":["small hit"]}}}},"parent":"r"}},"r":{{"id":"r","message":{{"content":{{"parts":["{big}"]}}}},"children":["s"]}}}}}}]"#
+        );
+        let d = gpt.as_bytes();
+        let hit = d.windows(3).position(|w| w == b"hit").expect("hit");
+        let p = parts_of(d, Structured::ChatGpt, &[hit]).expect("parses");
+        assert!(p.skipped.is_empty(), "{:?}", p.skipped);
+        assert_eq!(p.parts.len(), 1);
+        assert_eq!(p.parts[0].message, Some(1));
     }
 
     #[test]

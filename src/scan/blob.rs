@@ -18,11 +18,21 @@ pub fn scan_blob(
     scratch: &mut Vec<Match>,
     out: &mut Vec<Finding>,
 ) {
-    scan_blob_hits(matcher, policy, data, origin, scratch, out, &mut Vec::new());
+    scan_blob_hits(
+        matcher,
+        policy,
+        data,
+        origin,
+        scratch,
+        out,
+        &mut Vec::new(),
+        &mut Vec::new(),
+    );
 }
 
-/// [`scan_blob`], also collecting where triggers occurred (see [`Matcher::find_hits`]); the
-/// matches stay in `scratch`.
+/// [`scan_blob`], also collecting where triggers occurred (see [`Matcher::find_hits`]) and
+/// where each finding pushed to `out` starts (`at`); the matches stay in `scratch`.
+#[allow(clippy::too_many_arguments)]
 pub fn scan_blob_hits(
     matcher: &Matcher,
     policy: &Policy,
@@ -31,6 +41,7 @@ pub fn scan_blob_hits(
     scratch: &mut Vec<Match>,
     out: &mut Vec<Finding>,
     hits: &mut Vec<usize>,
+    at: &mut Vec<usize>,
 ) {
     matcher.find_hits(data, scratch, hits);
     if scratch.is_empty() {
@@ -41,6 +52,7 @@ pub fn scan_blob_hits(
         let (line, column, span) = lines.locate(m.start);
         if let Some(f) = to_finding(matcher, policy, data, m, origin, line, column, span) {
             out.push(f);
+            at.push(m.start);
         }
     }
 }

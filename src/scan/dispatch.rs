@@ -84,7 +84,7 @@ pub fn scan_any(
             scratch,
             &mut utf16,
         );
-        prefer_view(out, start, utf16, Some(Encoding::Utf16));
+        prefer_view(out, start, utf16, Some(Encoding::Utf16), &|_| false);
     }
 }
 
@@ -123,6 +123,7 @@ pub fn scan_file(
     let mut index = kind.map(decode::Indexer::without_nodes);
     let start = out.len();
     let mut interesting: Vec<usize> = Vec::new();
+    let mut at: Vec<usize> = Vec::new();
     super::stream::pieces(matcher, &mut reader, buf, eof, PIECE, |p| {
         if let Some(ix) = index.as_mut() {
             ix.feed(p.fresh);
@@ -130,7 +131,10 @@ pub fn scan_file(
             interesting.extend(p.hits.iter().filter(|o| new(o)).map(|o| p.base + o));
             interesting.extend(p.picked.iter().map(|m| p.base + m.start));
         }
-        p.findings(matcher, policy, origin, |f| out.push(f));
+        p.findings(matcher, policy, origin, |f, o| {
+            out.push(f);
+            at.push(o);
+        });
         Ok(p.to)
     })?;
     let (Some(kind), Some(ix)) = (kind, index) else {
@@ -150,7 +154,7 @@ pub fn scan_file(
         .finish()
         .and_then(|skel| decode::structured_parts(&skel, kind, &interesting, &mut fetch));
     structured_view(
-        matcher, policy, kind, parts, origin, scratch, out, start, warn,
+        matcher, policy, kind, parts, origin, scratch, out, start, &at, warn,
     );
     Ok(())
 }
@@ -164,6 +168,7 @@ fn prefer_view(
     start: usize,
     mut view: Vec<Finding>,
     plain_as: Option<Encoding>,
+    kept: &dyn Fn(usize) -> bool,
 ) {
     if view.is_empty() {
         return;
@@ -186,7 +191,9 @@ fn prefer_view(
     out.extend(
         bytes
             .into_iter()
-            .filter(|f| !placed.contains(&f.secret.sha256())),
+            .enumerate()
+            .filter(|(i, f)| kept(*i) || !placed.contains(&f.secret.sha256()))
+            .map(|(_, f)| f),
     );
     out.extend(view);
 }
@@ -204,8 +211,10 @@ fn scan_text(
     let start = out.len();
     // Structured files are parsed only when the plain pass saw a trigger at all (a key, or a
     // context word such as a HAR header name on the line before its value).
-    let mut hits = Vec::new();
-    scan_blob_hits(matcher, policy, data, origin, scratch, out, &mut hits);
+    let (mut hits, mut at) = (Vec::new(), Vec::new());
+    scan_blob_hits(
+        matcher, policy, data, origin, scratch, out, &mut hits, &mut at,
+    );
     if hits.is_empty() {
         return;
     }
@@ -215,7 +224,7 @@ fn scan_text(
     hits.extend(scratch.iter().map(|m| m.start));
     let parts = decode::parts_of(data, kind, &hits);
     structured_view(
-        matcher, policy, kind, parts, origin, scratch, out, start, warn,
+        matcher, policy, kind, parts, origin, scratch, out, start, &at, warn,
     );
 }
 
@@ -232,6 +241,7 @@ fn structured_view(
     scratch: &mut Vec<Match>,
     out: &mut Vec<Finding>,
     start: usize,
+    at: &[usize],
     warn: &mut dyn FnMut(String),
 ) {
     let parts = match parts {
@@ -259,9 +269,8 @@ fn structured_view(
             if n == 1 { "it" } else { "them" },
         ));
     }
-    let parts = parts.parts;
     let mut structured = Vec::new();
-    for part in parts {
+    for part in parts.parts {
         let o = Origin {
             source: Some(if kind == Structured::Har {
                 SourceKind::Har
@@ -287,7 +296,14 @@ fn structured_view(
             &mut structured,
         );
     }
-    prefer_view(out, start, structured, None);
+    // A plain finding inside a message left unparsed stays, even when the view found the
+    // same key elsewhere in the file.
+    let skipped = &parts.skipped;
+    let kept = |i: usize| {
+        at.get(i)
+            .is_some_and(|&o| skipped.iter().any(|&(a, b)| a <= o && o < b))
+    };
+    prefer_view(out, start, structured, None, &kept);
 }
 
 /// What a message of `kind` is called, one and many.

@@ -86,13 +86,14 @@ pub(super) struct Piece<'a> {
 }
 
 impl Piece<'_> {
-    /// The picked matches as findings, with lines and columns of the whole stream.
+    /// The picked matches as findings, with lines and columns of the whole stream; each with
+    /// the stream offset where it starts.
     pub fn findings(
         &self,
         matcher: &Matcher,
         policy: &Policy,
         origin: &Origin,
-        mut on: impl FnMut(Finding),
+        mut on: impl FnMut(Finding, usize),
     ) {
         let mut lines = LineIndex::new(self.buf);
         for m in self.picked {
@@ -103,7 +104,7 @@ impl Piece<'_> {
             let col = if line == 1 { self.carry.col + col } else { col };
             let line = self.carry.line + line - 1;
             if let Some(f) = to_finding(matcher, policy, self.buf, m, origin, line, col, span) {
-                on(f);
+                on(f, self.base + m.start);
             }
         }
     }
@@ -219,7 +220,7 @@ pub fn scan_reader(
         false,
         CHUNK,
         |p| {
-            p.findings(matcher, policy, origin, &mut on);
+            p.findings(matcher, policy, origin, |f, _| on(f));
             Ok(p.to)
         },
     )

@@ -406,8 +406,8 @@ fn har_headers_queries_and_base64_bodies() {
 #[test]
 fn a_har_entry_too_big_to_parse_keeps_its_findings_with_a_warning() {
     // A 17 MiB response body (over the 16 MiB parsed per entry): the key in that entry's
-    // request header is still reported, by line and column; the small entry after it keeps
-    // its entry and field.
+    // request header is still reported, by line and column, also where a small entry holds
+    // the same key; the small entries keep their entry and field.
     let dir = tempfile::tempdir().expect("tmp");
     let (k1, k2) = (key(), key());
     let entry = |k: &str, body: &str| {
@@ -419,7 +419,7 @@ fn a_har_entry_too_big_to_parse_keeps_its_findings_with_a_warning() {
     };
     let body = "x".repeat(17 << 20);
     let har = serde_json::json!({"log": {"version": "1.2", "entries": [
-        entry(&k1, &body), entry(&k2, "ok")
+        entry(&k1, &body), entry(&k2, "ok"), entry(&k1, "ok")
     ]}});
     std::fs::write(dir.path().join("big.har"), har.to_string()).expect("write");
     let o = offkey(dir.path(), &["scan", "--format", "json"], None);
@@ -431,17 +431,23 @@ fn a_har_entry_too_big_to_parse_keeps_its_findings_with_a_warning() {
         "{err}"
     );
     let f = findings(&o);
-    let of = |k: &str| {
+    let of = |k: &str| -> Vec<serde_json::Value> {
         f.iter()
-            .find(|x| x["sha256"] == offkey::key::sha256_hex(k.as_bytes()))
+            .filter(|x| x["sha256"] == offkey::key::sha256_hex(k.as_bytes()))
             .map(|x| x["location"].clone())
-            .expect("found")
+            .collect()
     };
-    let big = of(&k1);
-    assert_eq!(big["source"], "file");
+    let k1s = of(&k1);
+    assert_eq!(k1s.len(), 2, "{k1s:?}");
+    let big = k1s.iter().find(|l| l["source"] == "file").expect("by line");
     assert_eq!(big["line"], 1);
     assert!(big["entry"].is_null() && big["field"].is_null(), "{big}");
-    let small = of(&k2);
+    let again = k1s
+        .iter()
+        .find(|l| l["source"] == "har")
+        .expect("in entry 2");
+    assert_eq!(again["entry"], 2);
+    let small = &of(&k2)[0];
     assert_eq!(small["source"], "har");
     assert_eq!(small["entry"], 1);
     assert_eq!(small["field"], "request.headers[X-Offset-Key]");
@@ -921,8 +927,6 @@ fn large_files_keep_keys_deep_inside_base64_tokens_across_piece_cuts() {
     assert_no_leak(&all_output(&o), &all);
 }
 
-/// `offkey:allow` at the start of a line longer than a read piece (minified code) still
-/// suppresses a key at its end; the same line without the marker is reported.
 #[test]
 fn keys_in_and_after_a_base64_token_longer_than_a_read_are_found_once() {
     use base64::Engine;
@@ -965,6 +969,8 @@ fn keys_in_and_after_a_base64_token_longer_than_a_read_are_found_once() {
     );
 }
 
+/// `offkey:allow` at the start of a line longer than a read piece (minified code) still
+/// suppresses a key at its end; the same line without the marker is reported.
 #[test]
 fn allow_comment_on_a_line_longer_than_a_read_piece() {
     let dir = tempfile::tempdir().expect("tmp");
