@@ -71,6 +71,102 @@ pub fn utf16_with_bom(data: &[u8]) -> Option<String> {
     )
 }
 
+/// The text of a UTF-16 stream (its byte-order mark already read), as UTF-8, a read at a time:
+/// what [`utf16_with_bom`] gives for the whole, in constant memory. Unpaired surrogates become
+/// U+FFFD; an odd last byte is dropped.
+pub struct Utf16Reader<R> {
+    inner: R,
+    le: bool,
+    /// Raw bytes read and not decoded yet (an odd byte, or a high surrogate that may pair with
+    /// the next unit).
+    raw: Vec<u8>,
+    /// Decoded text not handed out yet, from `at`.
+    text: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+impl<R: std::io::Read> Utf16Reader<R> {
+    /// Read UTF-16 (little-endian when `le`) from `inner`.
+    pub fn new(inner: R, le: bool) -> Self {
+        Utf16Reader {
+            inner,
+            le,
+            raw: Vec::new(),
+            text: Vec::new(),
+            at: 0,
+            done: false,
+        }
+    }
+
+    /// Decode the next read of raw bytes into `text`.
+    fn refill(&mut self) -> std::io::Result<()> {
+        const RAW: usize = 64 * 1024;
+        let kept = self.raw.len();
+        self.raw.resize(kept + RAW, 0);
+        let n = loop {
+            match self.inner.read(&mut self.raw[kept..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r,
+            }
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                self.raw.truncate(kept);
+                return Err(e);
+            }
+        };
+        self.raw.truncate(kept + n);
+        self.done = n == 0;
+        let le = self.le;
+        let unit = |c: &[u8]| {
+            if le {
+                u16::from_le_bytes([c[0], c[1]])
+            } else {
+                u16::from_be_bytes([c[0], c[1]])
+            }
+        };
+        // Decode whole units; keep an odd byte, and a last high surrogate that the next read
+        // may pair (at the end both go: the odd byte dropped, the surrogate decoded unpaired).
+        let mut whole = self.raw.len() / 2 * 2;
+        if !self.done && whole >= 2 && (0xD800..0xDC00).contains(&unit(&self.raw[whole - 2..whole]))
+        {
+            whole -= 2;
+        }
+        self.text.clear();
+        self.at = 0;
+        let units = self.raw[..whole].chunks_exact(2).map(unit);
+        let mut tmp = [0u8; 4];
+        for c in char::decode_utf16(units) {
+            let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
+            self.text
+                .extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+        }
+        if self.done {
+            self.raw.clear();
+        } else {
+            self.raw.drain(..whole);
+        }
+        Ok(())
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Utf16Reader<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.text.len() {
+            if self.done {
+                return Ok(0);
+            }
+            self.refill()?;
+        }
+        let n = out.len().min(self.text.len() - self.at);
+        out[..n].copy_from_slice(&self.text[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// An encoded form of a keyword, as a prefilter literal stands for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
@@ -98,6 +194,56 @@ impl Form {
             Form::Percent => Encoding::UrlEncoded,
             Form::JsonUnicode => Encoding::JsonEscaped,
             Form::Utf16Le | Form::Utf16Be => Encoding::Utf16,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// Hands out at most `step` bytes per read.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(self.1).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn utf16_reader_agrees_with_the_whole_decode() {
+        // Pairs, lone high and low surrogates (also last), and an odd last byte, split at
+        // every place by reads of 1 to 7 bytes.
+        let text = "key: oc_live_x \u{1F511} é\n";
+        let mut units: Vec<u16> = text.encode_utf16().collect();
+        units.extend([0xD83D, 0x0041, 0xDC11, 0x0042, 0xD83D, 0xDD11, 0xD800]);
+        for le in [true, false] {
+            let mut data = if le {
+                vec![0xff, 0xfe]
+            } else {
+                vec![0xfe, 0xff]
+            };
+            for u in &units {
+                data.extend(if le { u.to_le_bytes() } else { u.to_be_bytes() });
+            }
+            for odd in [false, true] {
+                let mut d = data.clone();
+                if odd {
+                    d.push(0x41);
+                }
+                let whole = utf16_with_bom(&d).expect("bom");
+                for step in 1..=7 {
+                    let mut got = String::new();
+                    Utf16Reader::new(Trickle(&d[2..], step), le)
+                        .read_to_string(&mut got)
+                        .expect("decodes");
+                    assert_eq!(got, whole, "le {le}, odd {odd}, step {step}");
+                }
+            }
         }
     }
 }

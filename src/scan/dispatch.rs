@@ -94,8 +94,9 @@ const PIECE: usize = 64 * 1024;
 
 /// Scan a large file without holding it whole: 64 KiB reads into `buf` (reused) by
 /// [`super::stream::pieces`], as for a stream. A chat export or HAR capture is indexed by the same reads
-/// (`decode::Indexer`), and only the messages holding a hit are read again. Archives and UTF-16
-/// files, which must be whole to be decoded, are mapped and go to [`scan_any`].
+/// (`decode::Indexer`), and only the messages holding a hit are read again. A UTF-16 file
+/// (with a byte-order mark) is read again as the text it holds. Archives, which must be whole
+/// to be opened, are mapped and go to [`scan_any`].
 #[allow(clippy::too_many_arguments)]
 pub fn scan_file(
     matcher: &Matcher,
@@ -111,14 +112,16 @@ pub fn scan_file(
     buf.clear();
     let mut reader = Input::File { file, left: len };
     let eof = reader.fill(buf, PIECE)?;
-    if looks_like_archive(buf).is_some()
-        || buf.starts_with(&[0xff, 0xfe])
-        || buf.starts_with(&[0xfe, 0xff])
-    {
+    if looks_like_archive(buf).is_some() {
         let map = crate::source::map(file)?;
         scan_any(matcher, policy, &map, origin, scratch, out, warn, 0);
         return Ok(());
     }
+    let bom = match buf.get(..2) {
+        Some([0xff, 0xfe]) => Some(true),
+        Some([0xfe, 0xff]) => Some(false),
+        _ => None,
+    };
     let kind = decode::sniff(buf);
     let mut index = kind.map(decode::Indexer::without_nodes);
     let start = out.len();
@@ -137,6 +140,26 @@ pub fn scan_file(
         });
         Ok(p.to)
     })?;
+    if let Some(le) = bom {
+        // As `scan_any` does for a whole file: the text a UTF-16 file holds is scanned too
+        // (legacy keys, whose context words have no UTF-16 literals), decoded as it is read
+        // again, and its findings are preferred.
+        file.seek(SeekFrom::Start(2))?;
+        let mut text = decode::Utf16Reader::new(file.take(len.saturating_sub(2)), le);
+        let (mut view, mut tbuf) = (Vec::new(), Vec::new());
+        super::stream::pieces(
+            matcher,
+            &mut Input::Stream(&mut text),
+            &mut tbuf,
+            false,
+            PIECE,
+            |p| {
+                p.findings(matcher, policy, origin, |f, _| view.push(f));
+                Ok(p.to)
+            },
+        )?;
+        prefer_view(out, start, view, Some(Encoding::Utf16), &|_| false);
+    }
     let (Some(kind), Some(ix)) = (kind, index) else {
         return Ok(());
     };

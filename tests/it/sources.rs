@@ -879,19 +879,39 @@ fn large_gzip_and_utf16_files_are_still_decoded() {
     let gz = gz.finish().expect("gzip");
     assert!(gz.len() > 256 * 1024);
     std::fs::write(dir.path().join("app.log.gz"), gz).expect("write");
-    let text = format!("{}\nkey {k2}\n", "filler line\n".repeat(30_000));
+    // A UTF-16 file of 720 KB, read in pieces and decoded as it is read: a current key (its
+    // UTF-16 literal is in the prefilter) and a legacy one (found only in the decoded text),
+    // each on its line of that text; a character outside the BMP before them.
+    let k3 = legacy();
+    let text = format!(
+        "{}\u{1F511} key {k2}\noffset_api_key={k3}\n",
+        "filler line\n".repeat(30_000)
+    );
     let mut utf16 = vec![0xff, 0xfe];
     utf16.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
     std::fs::write(dir.path().join("notes.txt"), utf16).expect("write");
     let o = offkey(dir.path(), &["scan", "--format", "json"], None);
     assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    assert_no_leak(&all_output(&o), &[&k1, &k2, &k3]);
     let f = findings(&o);
-    assert_eq!(f.len(), 2, "{f:?}");
+    assert_eq!(f.len(), 3, "{f:?}");
     assert!(
         f.iter()
             .any(|x| x["location"]["path"] == "app.log.gz!app.log")
     );
-    assert!(f.iter().any(|x| x["encoding"] == "utf-16"));
+    let at = |k: &str| {
+        f.iter()
+            .find(|x| x["sha256"] == offkey::key::sha256_hex(k.as_bytes()))
+            .map(|x| {
+                (
+                    x["encoding"].clone(),
+                    x["location"]["line"].clone(),
+                    x["location"]["column"].clone(),
+                )
+            })
+    };
+    assert_eq!(at(&k2), Some(("utf-16".into(), 30_001.into(), 7.into())));
+    assert_eq!(at(&k3), Some(("utf-16".into(), 30_002.into(), 16.into())));
 }
 
 /// Long base64 tokens (a Kubernetes Secret holding a whole `.env`, say) are found wherever the
