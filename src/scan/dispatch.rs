@@ -13,7 +13,9 @@ use super::finding::{Finding, Origin, SourceKind};
 use super::matcher::{Match, Matcher};
 use super::policy::Policy;
 use crate::decode::{self, Encoding, Structured};
-use crate::source::{ArchiveLimits, Input, expand_archive, looks_like_archive};
+use crate::source::{
+    ArchiveKind, ArchiveLimits, Input, expand_archive, gzip_member, looks_like_archive,
+};
 
 /// Scan one blob of any kind. `warn` hears about skipped archive members and malformed exports.
 #[allow(clippy::too_many_arguments)]
@@ -34,6 +36,8 @@ pub fn scan_any(
                 "{}: archive nested deeper than {} levels, scanned as bytes",
                 origin.path, limits.max_depth
             ));
+        } else if kind == ArchiveKind::Gzip && scan_gzip(matcher, policy, data, origin, out, warn) {
+            return;
         } else {
             let mut members: Vec<(String, Vec<u8>)> = Vec::new();
             let mut opened = false;
@@ -86,6 +90,58 @@ pub fn scan_any(
         );
         prefer_view(out, start, utf16, Some(Encoding::Utf16), &|_| false);
     }
+}
+
+/// A gzip stream scanned as it is decompressed, a piece at a time: constant memory whatever it
+/// expands to, up to [`ArchiveLimits::max_total`] (a log compresses far beyond the 100:1 that
+/// bounds what is expanded in memory; beyond the total, the rest is left with a warning).
+/// Answers false, having done nothing, when the text must be whole: an archive inside, a chat
+/// export or HAR capture, UTF-16, or a stream that does not start decompressing.
+fn scan_gzip(
+    matcher: &Matcher,
+    policy: &Policy,
+    data: &[u8],
+    origin: &Origin,
+    out: &mut Vec<Finding>,
+    warn: &mut dyn FnMut(String),
+) -> bool {
+    let max = ArchiveLimits::default().max_total;
+    let mut text = flate2::read::MultiGzDecoder::new(data).take(max);
+    let mut buf = Vec::new();
+    let mut input = Input::Stream(&mut text);
+    let Ok(eof) = input.fill(&mut buf, PIECE) else {
+        return false;
+    };
+    if looks_like_archive(&buf).is_some()
+        || decode::sniff(&buf).is_some()
+        || buf.starts_with(&[0xff, 0xfe])
+        || buf.starts_with(&[0xfe, 0xff])
+    {
+        return false;
+    }
+    let inner = Origin {
+        path: format!("{}!{}", origin.path, gzip_member(&origin.path)),
+        ..origin.clone()
+    };
+    let read = super::stream::pieces(matcher, &mut input, &mut buf, eof, PIECE, |p| {
+        p.findings(matcher, policy, &inner, |f, _| out.push(f));
+        Ok(p.to)
+    });
+    match read {
+        Err(e) => warn(format!(
+            "{}: cannot decompress further ({e}); scanned up to there",
+            origin.path
+        )),
+        Ok(n) if n >= max && text.into_inner().read(&mut [0u8]).is_ok_and(|k| k > 0) => {
+            warn(format!(
+                "{}: expands beyond {} GiB; scanned that much",
+                origin.path,
+                max >> 30
+            ))
+        }
+        Ok(_) => {}
+    }
+    true
 }
 
 /// Bytes read at a time from a large file: small enough that what the kernel copies is still in

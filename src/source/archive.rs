@@ -58,6 +58,12 @@ fn read_limited(r: impl Read, limit: u64, what: &str) -> Result<Vec<u8>, String>
     Ok(out)
 }
 
+/// What the one stream of the gzip file `name` is called: its file name without `.gz`.
+pub fn gzip_member(name: &str) -> &str {
+    let member = name.strip_suffix(".gz").unwrap_or(name);
+    member.rsplit(['/', '!']).next().unwrap_or(member)
+}
+
 /// Expand one archive: `visit(member name, bytes)` for each member (for gzip, the one stream,
 /// named after `name` without `.gz`), `warn` for each member skipped.
 pub fn expand_archive(
@@ -73,8 +79,7 @@ pub fn expand_archive(
         .max(1 << 20);
     match kind {
         ArchiveKind::Gzip => {
-            let member = name.strip_suffix(".gz").unwrap_or(name);
-            let member = member.rsplit(['/', '!']).next().unwrap_or(member);
+            let member = gzip_member(name);
             let limit = limits.max_total.min(ratio_cap);
             match read_limited(flate2::read::MultiGzDecoder::new(data), limit, name) {
                 Ok(bytes) => visit(member, &bytes),

@@ -307,6 +307,43 @@ fn export_zip_and_gzip_members_are_scanned() {
 }
 
 #[test]
+fn a_gzip_log_is_scanned_as_it_decompresses_however_well_it_compresses() {
+    // A repetitive log compresses far beyond the 100:1 that bounds what an archive may expand
+    // to in memory: a rotated `app.log.1.gz` must still be scanned, all of it, with exact lines.
+    let dir = tempfile::tempdir().expect("tmp");
+    let (k1, k2) = (key(), key());
+    let mut log = String::new();
+    log.push_str(&format!("2026-11-27 INFO start key={k1}\n"));
+    log.push_str(&"2026-11-27 INFO request handled in 12ms path=/api/v1/orders\n".repeat(300_000));
+    log.push_str(&format!("2026-11-27 WARN retry with OFFSET_API_KEY={k2}\n"));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(log.as_bytes()).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    assert!(
+        log.len() as u64 > 100 * gz.len() as u64,
+        "{} -> {}",
+        log.len(),
+        gz.len()
+    );
+    std::fs::write(dir.path().join("app.log.1.gz"), gz).expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    assert_no_leak(&all_output(&o), &[&k1, &k2]);
+    let f = findings(&o);
+    assert_eq!(f.len(), 2, "{f:?}");
+    let line = |k: &str| {
+        f.iter()
+            .find(|x| x["sha256"] == offkey::key::sha256_hex(k.as_bytes()))
+            .map(|x| (x["location"]["path"].clone(), x["location"]["line"].clone()))
+    };
+    assert_eq!(line(&k1), Some(("app.log.1.gz!app.log.1".into(), 1.into())));
+    assert_eq!(
+        line(&k2),
+        Some(("app.log.1.gz!app.log.1".into(), 300_002.into()))
+    );
+}
+
+#[test]
 fn zip_bombs_and_deep_nesting_are_stopped_by_the_limits() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
