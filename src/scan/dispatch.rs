@@ -109,13 +109,18 @@ fn scan_gzip(
     let mut text = flate2::read::MultiGzDecoder::new(data).take(max);
     let mut buf = Vec::new();
     let mut input = Input::Stream(&mut text);
-    let Ok(eof) = input.fill(&mut buf, PIECE) else {
-        return false;
+    // A stream cut off within its first piece is scanned as far as it goes (whole, it would
+    // not decompress at all).
+    let (eof, cut) = match input.fill(&mut buf, PIECE) {
+        Ok(eof) => (eof, None),
+        Err(e) if !buf.is_empty() => (true, Some(e)),
+        Err(_) => return false,
     };
-    if looks_like_archive(&buf).is_some()
-        || decode::sniff(&buf).is_some()
-        || buf.starts_with(&[0xff, 0xfe])
-        || buf.starts_with(&[0xfe, 0xff])
+    if cut.is_none()
+        && (looks_like_archive(&buf).is_some()
+            || decode::sniff(&buf).is_some()
+            || buf.starts_with(&[0xff, 0xfe])
+            || buf.starts_with(&[0xfe, 0xff]))
     {
         return false;
     }
@@ -127,7 +132,7 @@ fn scan_gzip(
         p.findings(matcher, policy, &inner, |f, _| out.push(f));
         Ok(p.to)
     });
-    match read {
+    match cut.map_or(read, Err) {
         Err(e) => warn(format!(
             "{}: cannot decompress further ({e}); scanned up to there",
             origin.path

@@ -116,7 +116,8 @@ impl Piece<'_> {
 /// (at least `to`). Never cuts inside a base64 token, whose findings are reported at its start
 /// however deep in it the key is: the cut moves back to where the run of base64 characters
 /// begins, reading more first when the run fills the piece (up to `RUN_MAX` bytes held).
-/// Returns the number of bytes read.
+/// Returns the number of bytes read; a read that fails ends the stream, and its error is
+/// returned once what came before it has been visited.
 pub(super) fn pieces(
     matcher: &Matcher,
     r: &mut Input<'_>,
@@ -138,8 +139,18 @@ pub(super) fn pieces(
         col: 0,
         allowed: false,
     };
+    // A read that fails ends the stream: what was read before it is still scanned, then the
+    // error is returned (a gzip cut off while being written keeps its last lines).
+    let mut failed: Option<io::Error> = None;
+    let mut fill = |buf: &mut Vec<u8>| match r.fill(buf, size) {
+        Ok(end) => end,
+        Err(e) => {
+            failed = Some(e);
+            true
+        }
+    };
     if buf.is_empty() && !eof {
-        eof = r.fill(buf, size)?;
+        eof = fill(buf);
         total = buf.len() as u64;
     }
     loop {
@@ -167,7 +178,7 @@ pub(super) fn pieces(
                 break if at > from { at } else { cut };
             }
             let before = buf.len();
-            eof = r.fill(buf, size)?;
+            eof = fill(buf);
             total += (buf.len() - before) as u64;
         };
         matcher.find_hits(buf, &mut matches, &mut hits);
@@ -189,7 +200,10 @@ pub(super) fn pieces(
             carry,
         })?;
         if eof {
-            return Ok(total);
+            return match failed {
+                Some(e) => Err(e),
+                None => Ok(total),
+            };
         }
         // Keep `keep` bytes before the unvisited part as look-behind context.
         let drop = consumed.saturating_sub(keep);
@@ -199,7 +213,7 @@ pub(super) fn pieces(
         from = consumed - drop;
         fed = buf.len();
         let before = buf.len();
-        eof = r.fill(buf, size)?;
+        eof = fill(buf);
         total += (buf.len() - before) as u64;
     }
 }

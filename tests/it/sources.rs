@@ -344,6 +344,52 @@ fn a_gzip_log_is_scanned_as_it_decompresses_however_well_it_compresses() {
 }
 
 #[test]
+fn a_gzip_cut_off_is_scanned_as_far_as_it_goes() {
+    // A log gzipped while still being written (or half downloaded): the text before the cut
+    // is scanned, also its last piece, and a warning names the file. One long, one short.
+    let dir = tempfile::tempdir().expect("tmp");
+    let (k1, k2) = (key(), key());
+    let mut x = 7u64;
+    let mut noise = String::new();
+    while noise.len() < 40_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.push_str(&format!("{x:016x}\n"));
+    }
+    for (name, filler, k) in [("long.log.gz", 200_000, &k1), ("short.log.gz", 10, &k2)] {
+        let log = format!(
+            "{}2026-11-27 WARN retry with OFFSET_API_KEY={k}\n{noise}",
+            "2026-11-27 INFO request handled in 12ms\n".repeat(filler)
+        );
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(log.as_bytes()).expect("gzip");
+        let mut gz = gz.finish().expect("gzip");
+        gz.truncate(gz.len() - 8_000); // into the deflate data of the noise
+        std::fs::write(dir.path().join(name), gz).expect("write");
+    }
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("long.log.gz: cannot decompress further")
+            && err.contains("short.log.gz: cannot decompress further"),
+        "{err}"
+    );
+    assert_no_leak(&all_output(&o), &[&k1, &k2]);
+    let f = findings(&o);
+    let at = |k: &str| {
+        f.iter()
+            .find(|x| x["sha256"] == offkey::key::sha256_hex(k.as_bytes()))
+            .map(|x| (x["location"]["path"].clone(), x["location"]["line"].clone()))
+    };
+    assert_eq!(
+        at(&k1),
+        Some(("long.log.gz!long.log".into(), 200_001.into()))
+    );
+    assert_eq!(at(&k2), Some(("short.log.gz!short.log".into(), 11.into())));
+}
+
+#[test]
 fn zip_bombs_and_deep_nesting_are_stopped_by_the_limits() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
