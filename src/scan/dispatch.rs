@@ -36,7 +36,10 @@ pub fn scan_any(
                 "{}: archive nested deeper than {} levels, scanned as bytes",
                 origin.path, limits.max_depth
             ));
-        } else if kind == ArchiveKind::Gzip && scan_gzip(matcher, policy, data, origin, out, warn) {
+        } else if depth == 0
+            && kind == ArchiveKind::Gzip
+            && scan_gzip(matcher, policy, data, origin, out, warn)
+        {
             return;
         } else {
             let mut members: Vec<(String, Vec<u8>)> = Vec::new();
@@ -92,9 +95,11 @@ pub fn scan_any(
     }
 }
 
-/// A gzip stream scanned as it is decompressed, a piece at a time: constant memory whatever it
+/// A gzip file scanned as it is decompressed, a piece at a time: constant memory whatever it
 /// expands to, up to [`ArchiveLimits::max_total`] (a log compresses far beyond the 100:1 that
-/// bounds what is expanded in memory; beyond the total, the rest is left with a warning).
+/// bounds what is expanded in memory; beyond the total, the rest is left with a warning). Only
+/// for a gzip file itself: one inside another archive counts against that archive's limits,
+/// so that an archive of many small gzip bombs cannot cost a gigabyte each.
 /// Answers false, having done nothing, when the text must be whole: an archive inside, a chat
 /// export or HAR capture, UTF-16, or a stream that does not start decompressing.
 fn scan_gzip(

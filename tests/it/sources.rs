@@ -395,10 +395,16 @@ fn zip_bombs_and_deep_nesting_are_stopped_by_the_limits() {
     let d = dir.path();
     let k = key();
     let zeros = vec![0u8; 32 << 20];
+    // A gzip bomb inside the zip counts against the zip's limits (a gzip file on its own is
+    // scanned as it decompresses, up to 1 GiB).
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&zeros).expect("gzip");
+    let gz = gz.finish().expect("gzip");
     std::fs::write(
         d.join("bomb.zip"),
         zip_of(&[
             ("zeros.bin", &zeros),
+            ("zeros.gz", &gz),
             ("ok.txt", format!("k={k}\n").as_bytes()),
         ]),
     )
@@ -412,6 +418,10 @@ fn zip_bombs_and_deep_nesting_are_stopped_by_the_limits() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("bomb.zip!zeros.bin") && err.contains("limits"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bomb.zip!zeros.gz: skipped, expands beyond the archive limits"),
         "{err}"
     );
     assert!(err.contains("nested deeper"), "{err}");
