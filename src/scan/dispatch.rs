@@ -42,8 +42,11 @@ pub fn scan_any(
         {
             return;
         } else {
-            let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+            // Each member is scanned as it is expanded, so only one is held at a time (a
+            // ChatGPT export zip holds `conversations.json` and `chat.html`, each as big as
+            // the other); the members' own warnings follow the archive's, as before.
             let mut opened = false;
+            let mut inner_warnings = Vec::new();
             expand_archive(
                 data,
                 kind,
@@ -51,26 +54,24 @@ pub fn scan_any(
                 limits,
                 &mut |name, bytes| {
                     opened = true;
-                    members.push((name.to_owned(), bytes.to_vec()));
+                    let inner = Origin {
+                        path: format!("{}!{}", origin.path, name),
+                        ..origin.clone()
+                    };
+                    scan_any(
+                        matcher,
+                        policy,
+                        bytes,
+                        &inner,
+                        scratch,
+                        out,
+                        &mut |w| inner_warnings.push(w),
+                        depth + 1,
+                    );
                 },
                 warn,
             );
-            for (name, bytes) in members {
-                let inner = Origin {
-                    path: format!("{}!{}", origin.path, name),
-                    ..origin.clone()
-                };
-                scan_any(
-                    matcher,
-                    policy,
-                    &bytes,
-                    &inner,
-                    scratch,
-                    out,
-                    warn,
-                    depth + 1,
-                );
-            }
+            inner_warnings.into_iter().for_each(&mut *warn);
             if opened {
                 return;
             }
