@@ -14,7 +14,8 @@ use super::matcher::{Match, Matcher};
 use super::policy::Policy;
 use crate::decode::{self, Encoding, Structured};
 use crate::source::{
-    ArchiveKind, ArchiveLimits, Input, expand_archive, gzip_member, looks_like_archive,
+    ArchiveKind, ArchiveLimits, Input, Member, expand_archive, gzip_member, looks_like_archive,
+    over_limits,
 };
 
 /// Scan one blob of any kind. `warn` hears about skipped archive members and malformed exports.
@@ -52,16 +53,16 @@ pub fn scan_any(
                 kind,
                 &origin.path,
                 limits,
-                &mut |name, bytes| {
+                &mut |m| {
                     opened = true;
                     let inner = Origin {
-                        path: format!("{}!{}", origin.path, name),
+                        path: format!("{}!{}", origin.path, m.name),
                         ..origin.clone()
                     };
-                    scan_any(
+                    scan_member(
                         matcher,
                         policy,
-                        bytes,
+                        m,
                         &inner,
                         scratch,
                         out,
@@ -96,6 +97,75 @@ pub fn scan_any(
     }
 }
 
+/// Whether decompressed text starting with `head` must be held whole to be scanned: an
+/// archive (opened from memory), a chat export or HAR capture (parsed), UTF-16 (decoded).
+fn needs_whole(head: &[u8]) -> bool {
+    looks_like_archive(head).is_some()
+        || decode::sniff(head).is_some()
+        || head.starts_with(&[0xff, 0xfe])
+        || head.starts_with(&[0xfe, 0xff])
+}
+
+/// One member of an archive, scanned as it is decompressed, a piece at a time (a zip of logs
+/// is never held whole), or read whole within its limit when it must be (see
+/// [`needs_whole`]) and scanned as any blob.
+#[allow(clippy::too_many_arguments)]
+fn scan_member(
+    matcher: &Matcher,
+    policy: &Policy,
+    mut m: Member<'_>,
+    origin: &Origin,
+    scratch: &mut Vec<Match>,
+    out: &mut Vec<Finding>,
+    warn: &mut dyn FnMut(String),
+    depth: u8,
+) {
+    let (limit, what) = (m.limit, m.what.to_owned());
+    let mut buf = Vec::new();
+    let mut r = (&mut *m.reader).take(limit);
+    let first = Input::Stream(&mut r).fill(&mut buf, PIECE);
+    let (eof, cut) = match first {
+        Ok(eof) => (eof, None),
+        Err(e) if buf.is_empty() => {
+            warn(format!("{what}: cannot decompress ({e})"));
+            return;
+        }
+        Err(e) => (true, Some(e)),
+    };
+    if cut.is_none() && needs_whole(&buf) {
+        if let Err(e) = r.read_to_end(&mut buf) {
+            warn(format!("{what}: cannot decompress ({e})"));
+            return;
+        }
+        if buf.len() as u64 == limit && m.has_more() {
+            warn(over_limits(&what, limit));
+            return;
+        }
+        scan_any(matcher, policy, &buf, origin, scratch, out, warn, depth);
+        return;
+    }
+    let read = super::stream::pieces(
+        matcher,
+        &mut Input::Stream(&mut r),
+        &mut buf,
+        eof,
+        PIECE,
+        |p| {
+            p.findings(matcher, policy, origin, |f, _| out.push(f));
+            Ok(p.to)
+        },
+    );
+    match cut.map_or(read, Err) {
+        Err(e) => warn(format!(
+            "{what}: cannot decompress further ({e}); scanned up to there"
+        )),
+        Ok(n) if n >= limit && m.has_more() => warn(format!(
+            "{what}: expands beyond the archive limits (1 GiB per archive and 100:1); scanned its first {limit} bytes"
+        )),
+        Ok(_) => {}
+    }
+}
+
 /// A gzip file scanned as it is decompressed, a piece at a time: constant memory whatever it
 /// expands to, up to [`ArchiveLimits::max_total`] (a log compresses far beyond the 100:1 that
 /// bounds what is expanded in memory; beyond the total, the rest is left with a warning). Only
@@ -122,12 +192,7 @@ fn scan_gzip(
         Err(e) if !buf.is_empty() => (true, Some(e)),
         Err(_) => return false,
     };
-    if cut.is_none()
-        && (looks_like_archive(&buf).is_some()
-            || decode::sniff(&buf).is_some()
-            || buf.starts_with(&[0xff, 0xfe])
-            || buf.starts_with(&[0xfe, 0xff]))
-    {
+    if cut.is_none() && needs_whole(&buf) {
         return false;
     }
     let inner = Origin {

@@ -1,5 +1,6 @@
-//! Archives as sources: zip members and gzip streams, opened in memory with limits so that a
-//! zip bomb cannot exhaust memory or disk.
+//! Archives as sources: zip members and gzip streams, handed over as they decompress, with
+//! limits (bytes per archive, ratio per member, nesting) so that a zip bomb costs neither
+//! memory nor more than a bounded amount of time.
 
 use std::io::{Cursor, Read};
 
@@ -44,34 +45,61 @@ pub fn looks_like_archive(data: &[u8]) -> Option<ArchiveKind> {
     }
 }
 
-/// Read at most `limit` bytes; `Err` with a reason if there is more or reading fails.
-fn read_limited(r: impl Read, limit: u64, what: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    r.take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("{what}: cannot decompress ({e})"))?;
-    if out.len() as u64 > limit {
-        return Err(format!(
-            "{what}: skipped, expands beyond the archive limits ({limit} bytes at most here: 1 GiB per archive and 100:1)"
-        ));
-    }
-    Ok(out)
-}
-
 /// What the one stream of the gzip file `name` is called: its file name without `.gz`.
 pub fn gzip_member(name: &str) -> &str {
     let member = name.strip_suffix(".gz").unwrap_or(name);
     member.rsplit(['/', '!']).next().unwrap_or(member)
 }
 
-/// Expand one archive: `visit(member name, bytes)` for each member (for gzip, the one stream,
-/// named after `name` without `.gz`), `warn` for each member skipped.
+/// Counts the bytes read through it.
+struct Counted<'a> {
+    inner: &'a mut dyn Read,
+    n: u64,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+}
+
+/// One member of an archive as [`expand_archive`] hands it over, to be read as it is
+/// decompressed.
+pub struct Member<'a> {
+    /// Its name in the archive (for gzip, the file name without `.gz`).
+    pub name: &'a str,
+    /// How a warning names it (`archive!member`; for gzip, the archive).
+    pub what: &'a str,
+    /// Its bytes.
+    pub reader: &'a mut dyn Read,
+    /// How many bytes of it the limits allow; what is read counts against the archive's total.
+    pub limit: u64,
+}
+
+impl Member<'_> {
+    /// Whether the member goes on beyond what has been read of it (reads one byte to know).
+    pub fn has_more(&mut self) -> bool {
+        self.reader.read(&mut [0u8]).is_ok_and(|k| k > 0)
+    }
+}
+
+/// The reason a member is skipped for being over its `limit`.
+pub fn over_limits(what: &str, limit: u64) -> String {
+    format!(
+        "{what}: skipped, expands beyond the archive limits ({limit} bytes at most here: 1 GiB per archive and 100:1)"
+    )
+}
+
+/// Expand one archive: `visit` each member as it is decompressed (for gzip, the one stream),
+/// `warn` for each member skipped before it is read.
 pub fn expand_archive(
     data: &[u8],
     kind: ArchiveKind,
     name: &str,
     limits: ArchiveLimits,
-    visit: &mut dyn FnMut(&str, &[u8]),
+    visit: &mut dyn FnMut(Member<'_>),
     warn: &mut dyn FnMut(String),
 ) {
     let ratio_cap = (data.len() as u64)
@@ -79,12 +107,13 @@ pub fn expand_archive(
         .max(1 << 20);
     match kind {
         ArchiveKind::Gzip => {
-            let member = gzip_member(name);
-            let limit = limits.max_total.min(ratio_cap);
-            match read_limited(flate2::read::MultiGzDecoder::new(data), limit, name) {
-                Ok(bytes) => visit(member, &bytes),
-                Err(e) => warn(e),
-            }
+            let mut stream = flate2::read::MultiGzDecoder::new(data);
+            visit(Member {
+                name: gzip_member(name),
+                what: name,
+                reader: &mut stream,
+                limit: limits.max_total.min(ratio_cap),
+            });
         }
         ArchiveKind::Zip => {
             let mut zip = match zip::ZipArchive::new(Cursor::new(data)) {
@@ -114,20 +143,19 @@ pub fn expand_archive(
                     .compressed_size()
                     .saturating_mul(limits.max_ratio)
                     .max(1 << 20);
-                if f.size() > budget || f.size() > member_cap {
-                    warn(format!(
-                        "{what}: skipped, declares {} bytes, beyond the archive limits (1 GiB per archive, 100:1)",
-                        f.size()
-                    ));
-                    continue;
-                }
-                match read_limited(&mut f, budget.min(member_cap), &what) {
-                    Ok(bytes) => {
-                        budget -= bytes.len() as u64;
-                        visit(&member, &bytes);
-                    }
-                    Err(e) => warn(e),
-                }
+                // No check of the size it declares: a member is read only up to its limit,
+                // as it is decompressed, whatever it says.
+                let mut counted = Counted {
+                    inner: &mut f,
+                    n: 0,
+                };
+                visit(Member {
+                    name: &member,
+                    what: &what,
+                    reader: &mut counted,
+                    limit: budget.min(member_cap),
+                });
+                budget = budget.saturating_sub(counted.n);
             }
         }
     }

@@ -6,7 +6,10 @@ mod fs;
 mod git;
 mod origin;
 
-pub use archive::{ArchiveKind, ArchiveLimits, expand_archive, gzip_member, looks_like_archive};
+pub use archive::{
+    ArchiveKind, ArchiveLimits, Member, expand_archive, gzip_member, looks_like_archive,
+    over_limits,
+};
 pub use fs::{Event, Input, LARGE_FROM, WalkOptions, map, walk};
 pub use git::{
     BlobProblem, CommitInfo, GitError, History, HistoryBlob, HistoryOptions, StagedFile, history,

@@ -390,13 +390,56 @@ fn a_gzip_cut_off_is_scanned_as_far_as_it_goes() {
 }
 
 #[test]
+fn zip_members_are_scanned_as_they_decompress() {
+    // A zip of logs: a 3 MB member with keys at both ends (lines exact across pieces), and one
+    // that compresses beyond 100:1, scanned as far as the limits allow, its key early on found.
+    let dir = tempfile::tempdir().expect("tmp");
+    let (k1, k2, k3) = (key(), key(), key());
+    let mut x = 7u64;
+    let mut log = format!("2026-11-27 start key={k1}\n");
+    for i in 0..60_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        log.push_str(&format!("2026-11-27 INFO {i} id={x:016x} handled\n"));
+    }
+    log.push_str(&format!("2026-11-27 end OFFSET_API_KEY={k2}\n"));
+    let dense = format!(
+        "note key={k3}\n{}",
+        "2026-11-27 INFO request handled in 12ms\n".repeat(200_000)
+    );
+    std::fs::write(
+        dir.path().join("logs.zip"),
+        zip_of(&[("app.log", log.as_bytes()), ("dense.log", dense.as_bytes())]),
+    )
+    .expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    assert_no_leak(&all_output(&o), &[&k1, &k2, &k3]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("logs.zip!dense.log: expands beyond the archive limits"),
+        "{err}"
+    );
+    let f = findings(&o);
+    let at = |k: &str| {
+        f.iter()
+            .find(|x| x["sha256"] == offkey::key::sha256_hex(k.as_bytes()))
+            .map(|x| (x["location"]["path"].clone(), x["location"]["line"].clone()))
+    };
+    assert_eq!(at(&k1), Some(("logs.zip!app.log".into(), 1.into())));
+    assert_eq!(at(&k2), Some(("logs.zip!app.log".into(), 60_002.into())));
+    assert_eq!(at(&k3), Some(("logs.zip!dense.log".into(), 1.into())));
+}
+
+#[test]
 fn zip_bombs_and_deep_nesting_are_stopped_by_the_limits() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
     let k = key();
     let zeros = vec![0u8; 32 << 20];
     // A gzip bomb inside the zip counts against the zip's limits (a gzip file on its own is
-    // scanned as it decompresses, up to 1 GiB).
+    // scanned as it decompresses, up to 1 GiB): scanned as far as they allow, with a warning.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&zeros).expect("gzip");
     let gz = gz.finish().expect("gzip");
@@ -421,7 +464,8 @@ fn zip_bombs_and_deep_nesting_are_stopped_by_the_limits() {
         "{err}"
     );
     assert!(
-        err.contains("bomb.zip!zeros.gz: skipped, expands beyond the archive limits"),
+        err.contains("bomb.zip!zeros.gz: expands beyond the archive limits")
+            && err.contains("scanned its first"),
         "{err}"
     );
     assert!(err.contains("nested deeper"), "{err}");
