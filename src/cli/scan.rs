@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use super::Outcome;
+use crate::key::scrub_name;
 use crate::report::{self, Format, Summary, TextStyle};
 use crate::rules::RuleSet;
 use crate::scan::{
@@ -265,17 +266,18 @@ pub fn collect(
                 ..Origin::default()
             };
             let mut batch = Vec::new();
-            let n = crate::scan::scan_reader(
+            let read = crate::scan::scan_reader(
                 &setup.matcher,
                 &setup.policy,
                 &mut stdin.lock(),
                 &origin,
                 |f| batch.push(f),
-            )
-            .context("reading standard input")?;
+            );
+            // What was read before a failing read is scanned and reported, then the error.
+            emit(batch);
+            let n = read.context("reading standard input")?;
             files.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(n, Ordering::Relaxed);
-            emit(batch);
         } else if !p.exists() && std::fs::symlink_metadata(p).is_err() {
             eprintln!("offkey: error: {}: no such file or folder", p.display());
             errors.fetch_add(1, Ordering::Relaxed);
@@ -297,7 +299,7 @@ pub fn collect(
             let mut scratch = Vec::new();
             let mut local = Vec::new();
             let mut chunk = Vec::new();
-            let mut warn = |m: String| eprintln!("offkey: warning: {m}");
+            let mut warn = |m: String| eprintln!("offkey: warning: {}", scrub_name(&m));
             let (errors, emit) = (&errors, &emit);
             move |ev: Event<'_>| match ev {
                 Event::Blob(data, origin) => {
@@ -339,7 +341,10 @@ pub fn collect(
                     );
                     if let Err(e) = read {
                         errors.fetch_add(1, Ordering::Relaxed);
-                        eprintln!("offkey: error: {}: {e}", origin.path);
+                        eprintln!(
+                            "offkey: error: {}",
+                            scrub_name(&format!("{}: {e}", origin.path))
+                        );
                     }
                     if !local.is_empty() {
                         emit(std::mem::take(&mut local));
@@ -347,9 +352,9 @@ pub fn collect(
                 }
                 Event::Error(msg) => {
                     errors.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("offkey: error: {msg}");
+                    eprintln!("offkey: error: {}", scrub_name(&msg));
                 }
-                Event::Skipped(msg) => eprintln!("offkey: warning: {msg}"),
+                Event::Skipped(msg) => eprintln!("offkey: warning: {}", scrub_name(&msg)),
             }
         })
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -443,7 +448,7 @@ fn scan_history(
         );
     }
     for w in &hist.warnings {
-        eprintln!("offkey: warning: {w}");
+        eprintln!("offkey: warning: {}", scrub_name(w));
     }
     let bytes = AtomicU64::new(0);
     let errors = AtomicU64::new(0);
@@ -460,14 +465,17 @@ fn scan_history(
                         errors.fetch_add(1, Ordering::Relaxed);
                     }
                     let (path, _) = &blob.paths[0];
-                    eprintln!("offkey: warning: {path} ({}): {problem}", blob.id);
+                    eprintln!(
+                        "offkey: warning: {}",
+                        scrub_name(&format!("{path} ({}): {problem}", blob.id))
+                    );
                     return;
                 }
             };
             bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
             let mut scratch = Vec::new();
             let mut local = Vec::new();
-            let mut warn = |m: String| eprintln!("offkey: warning: {m}");
+            let mut warn = |m: String| eprintln!("offkey: warning: {}", scrub_name(&m));
             let (first_path, first_commit) = &blob.paths[0];
             let origin = git_origin(&hist, first_path, *first_commit);
             scan_any(
@@ -562,7 +570,7 @@ fn scan_staged(setup: &Setup, repo: &Path) -> anyhow::Result<(Vec<Finding>, u64,
     let n_bytes = files.iter().map(|f| f.bytes.len() as u64).sum();
     let mut out = Vec::new();
     let mut scratch = Vec::new();
-    let mut warn = |m: String| eprintln!("offkey: warning: {m}");
+    let mut warn = |m: String| eprintln!("offkey: warning: {}", scrub_name(&m));
     for f in files {
         let origin = Origin {
             source: Some(SourceKind::Staged),

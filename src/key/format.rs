@@ -106,6 +106,17 @@ pub fn redacted(kind: KeyKind, last4: &str) -> String {
     }
 }
 
+/// [`scrub`] for a name or a message naming files (a path, an archive member): only text
+/// holding `oc_live_` is rewritten, so a file named after a hash keeps its name, and text
+/// without it costs no regex.
+pub fn scrub_name(text: &str) -> std::borrow::Cow<'_, str> {
+    if memchr::memmem::find(text.as_bytes(), PREFIX.as_bytes()).is_some() {
+        std::borrow::Cow::Owned(scrub(text))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// `text` with every key-shaped run (`oc_live_` + base62, or 32 lowercase hex standing alone)
 /// replaced by its redacted form: for messages that quote user input (a parser's error shows the
 /// offending line, and that line may hold a key pasted into the wrong place).

@@ -82,7 +82,10 @@ pub(super) fn to_finding(
         column
     };
     let sha = m.secret.sha256();
-    if !policy.keeps(&origin.path, &sha) {
+    // A file or archive member named after a key must not carry it into the report (nor
+    // into the baseline a later scan compares with).
+    let path = crate::key::scrub_name(&origin.path);
+    if !policy.keeps(&path, &sha) {
         return None;
     }
     Some(Finding {
@@ -92,7 +95,7 @@ pub(super) fn to_finding(
         secret: m.secret.clone(),
         location: Location {
             source: origin.source.unwrap_or(SourceKind::File),
-            path: origin.path.clone(),
+            path: path.into_owned(),
             line,
             column,
             commit: origin.commit.clone(),

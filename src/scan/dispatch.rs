@@ -54,12 +54,11 @@ pub fn scan_any(
                 &origin.path,
                 limits,
                 &mut |m| {
-                    opened = true;
                     let inner = Origin {
                         path: format!("{}!{}", origin.path, m.name),
                         ..origin.clone()
                     };
-                    scan_member(
+                    opened |= scan_member(
                         matcher,
                         policy,
                         m,
@@ -108,7 +107,8 @@ fn needs_whole(head: &[u8]) -> bool {
 
 /// One member of an archive, scanned as it is decompressed, a piece at a time (a zip of logs
 /// is never held whole), or read whole within its limit when it must be (see
-/// [`needs_whole`]) and scanned as any blob.
+/// [`needs_whole`]) and scanned as any blob. False when not one byte of it decompressed (a
+/// file that only starts like a gzip is then scanned as the bytes it is).
 #[allow(clippy::too_many_arguments)]
 fn scan_member(
     matcher: &Matcher,
@@ -119,7 +119,7 @@ fn scan_member(
     out: &mut Vec<Finding>,
     warn: &mut dyn FnMut(String),
     depth: u8,
-) {
+) -> bool {
     let (limit, what) = (m.limit, m.what.to_owned());
     let mut buf = Vec::new();
     let mut r = (&mut *m.reader).take(limit);
@@ -128,21 +128,21 @@ fn scan_member(
         Ok(eof) => (eof, None),
         Err(e) if buf.is_empty() => {
             warn(format!("{what}: cannot decompress ({e})"));
-            return;
+            return false;
         }
         Err(e) => (true, Some(e)),
     };
     if cut.is_none() && needs_whole(&buf) {
         if let Err(e) = r.read_to_end(&mut buf) {
             warn(format!("{what}: cannot decompress ({e})"));
-            return;
+            return true;
         }
         if buf.len() as u64 == limit && m.has_more() {
             warn(over_limits(&what, limit));
-            return;
+            return true;
         }
         scan_any(matcher, policy, &buf, origin, scratch, out, warn, depth);
-        return;
+        return true;
     }
     let read = super::stream::pieces(
         matcher,
@@ -164,6 +164,7 @@ fn scan_member(
         )),
         Ok(_) => {}
     }
+    true
 }
 
 /// A gzip file scanned as it is decompressed, a piece at a time: constant memory whatever it

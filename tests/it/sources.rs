@@ -433,6 +433,57 @@ fn zip_members_are_scanned_as_they_decompress() {
 }
 
 #[test]
+fn a_file_that_only_starts_like_gzip_is_scanned_as_bytes() {
+    // Two bytes of gzip magic must not hide what follows.
+    let dir = tempfile::tempdir().expect("tmp");
+    let k = key();
+    let mut data = vec![0x1f, 0x8b, 0xff, 0x00];
+    data.extend_from_slice(format!("\nOFFSET_API_KEY={k}\n").as_bytes());
+    std::fs::write(dir.path().join("notes.gz"), data).expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let f = findings(&o);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["location"]["path"], "notes.gz");
+    assert_eq!(f[0]["location"]["line"], 2);
+}
+
+#[test]
+fn a_file_or_member_named_after_a_key_does_not_leak_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (k1, k2, k3, k4) = (key(), key(), key(), key());
+    std::fs::write(
+        dir.path().join(format!("{k1}.env")),
+        format!("OFFSET_API_KEY={k2}\n"),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("backup.zip"),
+        zip_of(&[(&format!("{k3}.txt"), format!("k={k4}\n").as_bytes())]),
+    )
+    .expect("write");
+    for format in ["text", "json", "sarif"] {
+        let o = offkey(dir.path(), &["scan", "--format", format], None);
+        assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+        assert_no_leak(&all_output(&o), &[&k1, &k2, &k3, &k4]);
+    }
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    let paths: Vec<String> = findings(&o)
+        .iter()
+        .map(|x| x["location"]["path"].as_str().unwrap_or("").to_owned())
+        .collect();
+    let last4 = |k: &str| k[k.len() - 4..].to_owned();
+    assert!(
+        paths.contains(&format!("oc_live_…{}.env", last4(&k1))),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&format!("backup.zip!oc_live_…{}.txt", last4(&k3))),
+        "{paths:?}"
+    );
+}
+
+#[test]
 fn zip_bombs_and_deep_nesting_are_stopped_by_the_limits() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
