@@ -4,6 +4,7 @@
 //! the HAR entry and field). A malformed export keeps its plain findings, with a warning.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -30,6 +31,25 @@ pub fn scan_any(
     warn: &mut dyn FnMut(String),
     depth: u8,
 ) {
+    let budget = Cell::new(ArchiveLimits::default().max_total);
+    scan_nested(
+        matcher, policy, data, origin, scratch, out, warn, depth, &budget,
+    );
+}
+
+/// [`scan_any`] within what archives around the blob left of the bytes they may expand to.
+#[allow(clippy::too_many_arguments)]
+fn scan_nested(
+    matcher: &Matcher,
+    policy: &Policy,
+    data: &[u8],
+    origin: &Origin,
+    scratch: &mut Vec<Match>,
+    out: &mut Vec<Finding>,
+    warn: &mut dyn FnMut(String),
+    depth: u8,
+    budget: &Cell<u64>,
+) {
     let limits = ArchiveLimits::default();
     if let Some(kind) = looks_like_archive(data) {
         if depth >= limits.max_depth {
@@ -53,6 +73,7 @@ pub fn scan_any(
                 kind,
                 &origin.path,
                 limits,
+                budget,
                 &mut |m| {
                     let inner = Origin {
                         path: format!("{}!{}", origin.path, m.name),
@@ -67,6 +88,7 @@ pub fn scan_any(
                         out,
                         &mut |w| inner_warnings.push(w),
                         depth + 1,
+                        budget,
                     );
                 },
                 warn,
@@ -119,6 +141,7 @@ fn scan_member(
     out: &mut Vec<Finding>,
     warn: &mut dyn FnMut(String),
     depth: u8,
+    budget: &Cell<u64>,
 ) -> bool {
     let (limit, what) = (m.limit, m.what.to_owned());
     let mut buf = Vec::new();
@@ -141,7 +164,9 @@ fn scan_member(
             warn(over_limits(&what, limit));
             return true;
         }
-        scan_any(matcher, policy, &buf, origin, scratch, out, warn, depth);
+        scan_nested(
+            matcher, policy, &buf, origin, scratch, out, warn, depth, budget,
+        );
         return true;
     }
     let read = super::stream::pieces(
@@ -477,5 +502,64 @@ fn describe(kind: Structured) -> &'static str {
         Structured::Claude => "a Claude export",
         Structured::ChatJsonl => "a chat JSONL file",
         Structured::Har => "a HAR capture",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::RuleSet;
+    use std::io::Write;
+    use std::sync::Arc;
+
+    fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, data) in members {
+            z.start_file(*name, opts).expect("zip member");
+            z.write_all(data).expect("zip write");
+        }
+        z.finish().expect("zip finish");
+        buf.into_inner()
+    }
+
+    #[test]
+    fn nested_archives_share_one_budget() {
+        // 400 KB for everything under outer.zip: a.zip's 300 KB member fits, b.zip's gets
+        // what is left (each nested archive used to start again from the whole budget).
+        let m = Matcher::new(Arc::new(RuleSet::builtin().expect("rules")), true);
+        let filler = vec![b'x'; 300_000];
+        let inner = |n: &str| zip_of(&[(n, &filler)]);
+        let outer = zip_of(&[("a.zip", &inner("a.txt")), ("b.zip", &inner("b.txt"))]);
+        let budget = Cell::new(400_000);
+        let mut warnings = Vec::new();
+        let origin = Origin {
+            path: "outer.zip".into(),
+            ..Origin::default()
+        };
+        scan_nested(
+            &m,
+            &Policy::default(),
+            &outer,
+            &origin,
+            &mut Vec::new(),
+            &mut Vec::new(),
+            &mut |w| warnings.push(w),
+            0,
+            &budget,
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with("outer.zip!b.zip!b.txt: expands beyond")),
+            "{warnings:?}"
+        );
+        assert!(
+            !warnings.iter().any(|w| w.contains("a.txt")),
+            "{warnings:?}"
+        );
+        assert!(budget.get() < 1_000, "{}", budget.get());
     }
 }

@@ -93,12 +93,15 @@ pub fn over_limits(what: &str, limit: u64) -> String {
 }
 
 /// Expand one archive: `visit` each member as it is decompressed (for gzip, the one stream),
-/// `warn` for each member skipped before it is read.
+/// `warn` for each member skipped before it is read. `budget` is what may still be
+/// decompressed, shared with the archives nested in this one (each member read counts against
+/// it), so nesting cannot multiply [`ArchiveLimits::max_total`].
 pub fn expand_archive(
     data: &[u8],
     kind: ArchiveKind,
     name: &str,
     limits: ArchiveLimits,
+    budget: &std::cell::Cell<u64>,
     visit: &mut dyn FnMut(Member<'_>),
     warn: &mut dyn FnMut(String),
 ) {
@@ -108,12 +111,17 @@ pub fn expand_archive(
     match kind {
         ArchiveKind::Gzip => {
             let mut stream = flate2::read::MultiGzDecoder::new(data);
+            let mut counted = Counted {
+                inner: &mut stream,
+                n: 0,
+            };
             visit(Member {
                 name: gzip_member(name),
                 what: name,
-                reader: &mut stream,
-                limit: limits.max_total.min(ratio_cap),
+                reader: &mut counted,
+                limit: budget.get().min(ratio_cap),
             });
+            budget.set(budget.get().saturating_sub(counted.n));
         }
         ArchiveKind::Zip => {
             let mut zip = match zip::ZipArchive::new(Cursor::new(data)) {
@@ -125,7 +133,6 @@ pub fn expand_archive(
                     return;
                 }
             };
-            let mut budget = limits.max_total;
             for i in 0..zip.len() {
                 let mut f = match zip.by_index(i) {
                     Ok(f) => f,
@@ -153,9 +160,9 @@ pub fn expand_archive(
                     name: &member,
                     what: &what,
                     reader: &mut counted,
-                    limit: budget.min(member_cap),
+                    limit: budget.get().min(member_cap),
                 });
-                budget = budget.saturating_sub(counted.n);
+                budget.set(budget.get().saturating_sub(counted.n));
             }
         }
     }
