@@ -16,7 +16,6 @@ use super::policy::Policy;
 use crate::decode::{self, Encoding, Structured};
 use crate::source::{
     ArchiveKind, ArchiveLimits, Input, Member, expand_archive, gzip_member, looks_like_archive,
-    over_limits,
 };
 
 /// Scan one blob of any kind. `warn` hears about skipped archive members and malformed exports.
@@ -156,13 +155,16 @@ fn scan_member(
         Err(e) => (true, Some(e)),
     };
     if cut.is_none() && needs_whole(&buf) {
+        // A member cut short (a decompression error, or the limits) is still scanned as far
+        // as it was read, after the warning.
         if let Err(e) = r.read_to_end(&mut buf) {
-            warn(format!("{what}: cannot decompress ({e})"));
-            return true;
-        }
-        if buf.len() as u64 == limit && m.has_more() {
-            warn(over_limits(&what, limit));
-            return true;
+            warn(format!(
+                "{what}: cannot decompress further ({e}); scanned up to there"
+            ));
+        } else if buf.len() as u64 == limit && m.has_more() {
+            warn(format!(
+                "{what}: expands beyond the archive limits (1 GiB per archive and 100:1); scanned its first {limit} bytes"
+            ));
         }
         scan_nested(
             matcher, policy, &buf, origin, scratch, out, warn, depth, budget,

@@ -85,13 +85,6 @@ impl Member<'_> {
     }
 }
 
-/// The reason a member is skipped for being over its `limit`.
-pub fn over_limits(what: &str, limit: u64) -> String {
-    format!(
-        "{what}: skipped, expands beyond the archive limits ({limit} bytes at most here: 1 GiB per archive and 100:1)"
-    )
-}
-
 /// Expand one archive: `visit` each member as it is decompressed (for gzip, the one stream),
 /// `warn` for each member skipped before it is read. `budget` is what may still be
 /// decompressed, shared with the archives nested in this one (each member read counts against

@@ -8,7 +8,6 @@ mod origin;
 
 pub use archive::{
     ArchiveKind, ArchiveLimits, Member, expand_archive, gzip_member, looks_like_archive,
-    over_limits,
 };
 pub use fs::{Event, Input, LARGE_FROM, WalkOptions, map, walk};
 pub use git::{

@@ -484,6 +484,29 @@ fn a_file_or_member_named_after_a_key_does_not_leak_it() {
 }
 
 #[test]
+fn a_member_read_whole_but_cut_by_the_limits_is_still_scanned() {
+    // It starts like a zip, so it must be read whole; past 100:1 it is cut, and what was
+    // read is scanned (as bytes, since it does not open as a zip) rather than dropped.
+    let dir = tempfile::tempdir().expect("tmp");
+    let k = key();
+    let mut data = b"PK\x03\x04\n".to_vec();
+    data.extend_from_slice(format!("OFFSET_API_KEY={k}\n").as_bytes());
+    data.extend(std::iter::repeat_n(b'x', 5 << 20));
+    std::fs::write(dir.path().join("t.zip"), zip_of(&[("weird.bin", &data)])).expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("t.zip!weird.bin: expands beyond the archive limits"),
+        "{err}"
+    );
+    let f = findings(&o);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["location"]["path"], "t.zip!weird.bin");
+    assert_eq!(f[0]["location"]["line"], 2);
+}
+
+#[test]
 fn zip_bombs_and_deep_nesting_are_stopped_by_the_limits() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path();
