@@ -273,13 +273,27 @@ pub fn collect(
                 &origin,
                 |f| batch.push(f),
             );
-            // What was read before a failing read is scanned and reported, then the error.
+            // What was read before a failing read is scanned and reported; the error counts
+            // as one (exit 2 unless there are findings), as for an unreadable file.
             emit(batch);
-            let n = read.context("reading standard input")?;
             files.fetch_add(1, Ordering::Relaxed);
-            bytes.fetch_add(n, Ordering::Relaxed);
+            match read {
+                Ok(n) => {
+                    bytes.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    eprintln!(
+                        "offkey: error: {}",
+                        scrub_name(&format!("reading standard input: {e}"))
+                    );
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         } else if !p.exists() && std::fs::symlink_metadata(p).is_err() {
-            eprintln!("offkey: error: {}: no such file or folder", p.display());
+            eprintln!(
+                "offkey: error: {}: no such file or folder",
+                scrub_name(&p.display().to_string())
+            );
             errors.fetch_add(1, Ordering::Relaxed);
         } else {
             dirs.push(p.clone());
@@ -444,7 +458,7 @@ fn scan_history(
         eprintln!(
             "offkey: note: {} is a shallow clone: history is incomplete, scanned as far as it goes \
              (fetch with --unshallow or fetch-depth: 0 to scan all of it)",
-            repo.display()
+            scrub_name(&repo.display().to_string())
         );
     }
     for w in &hist.warnings {
@@ -500,7 +514,12 @@ fn scan_history(
                         continue;
                     }
                     let mut g = f.clone();
-                    g.location.path = f.location.path.replacen(first_path.as_str(), path, 1);
+                    // Paths in findings are scrubbed (a file named after a key): so is the
+                    // part replaced, and what replaces it.
+                    g.location.path =
+                        f.location
+                            .path
+                            .replacen(&*scrub_name(first_path), &scrub_name(path), 1);
                     g.location.commit = o.commit.clone();
                     g.location.author = o.author.clone();
                     if g.location.source == SourceKind::Git {

@@ -106,15 +106,29 @@ pub fn redacted(kind: KeyKind, last4: &str) -> String {
     }
 }
 
-/// [`scrub`] for a name or a message naming files (a path, an archive member): only text
-/// holding `oc_live_` is rewritten, so a file named after a hash keeps its name, and text
-/// without it costs no regex.
+/// `text` with every current key in it (`oc_live_` + 38 base62 that pass the checksum,
+/// wherever they stand) replaced by its redacted form: for names and messages naming files (a
+/// path, an archive member, a warning). Anything else is left as it is, so `src/oc_live_client/`
+/// or a file named after a hash keeps its name; text without `oc_live_` is not copied.
 pub fn scrub_name(text: &str) -> std::borrow::Cow<'_, str> {
-    if memchr::memmem::find(text.as_bytes(), PREFIX.as_bytes()).is_some() {
-        std::borrow::Cow::Owned(scrub(text))
-    } else {
-        std::borrow::Cow::Borrowed(text)
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut done = 0;
+    for at in memchr::memmem::find_iter(bytes, PREFIX.as_bytes()) {
+        let end = at + KEY_LEN;
+        // Glued to other characters it is still the key, in a name.
+        if at < done || end > bytes.len() || !is_current(&bytes[at..end]) {
+            continue;
+        }
+        out.push_str(&text[done..at]);
+        out.push_str(&redacted(KeyKind::Current, &text[end - 4..end]));
+        done = end;
     }
+    if done == 0 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    out.push_str(&text[done..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// `text` with every key-shaped run (`oc_live_` + base62, or 32 lowercase hex standing alone)
@@ -146,6 +160,28 @@ mod tests {
         assert_eq!(scrub(text), "2 | sha256 = [oc_live_…gZdL, …24e4]");
         let sha = "5f1c".repeat(16);
         assert_eq!(scrub(&sha), sha, "a 64-hex hash is not a key");
+    }
+
+    #[test]
+    fn scrub_name_redacts_keys_only() {
+        // Keys made with shared/bench/ockey.py.
+        let k = "oc_live_Ky9Pf34qY6Nb3wWD25RQ4F5ZR3qa7yEe2zI7BX"; // offkey:allow (fake)
+        assert!(is_current(k.as_bytes()));
+        assert_eq!(
+            scrub_name(&format!("logs/{k}.env")),
+            "logs/oc_live_…I7BX.env"
+        );
+        assert_eq!(
+            scrub_name(&format!("x_{k}v2.env and {k}")),
+            "x_oc_live_…I7BXv2.env and oc_live_…I7BX"
+        );
+        for same in [
+            "src/oc_live_client/mod.rs",
+            "oc_live_Ky9Pf34qY6Nb3wWD25RQ4F5ZR3qa7yEe2zI7BY.env",
+            "cache/1ecccc3fc1626e53a13043b026c48bbf/x",
+        ] {
+            assert!(matches!(scrub_name(same), std::borrow::Cow::Borrowed(s) if s == same));
+        }
     }
 
     #[test]

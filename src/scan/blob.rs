@@ -82,12 +82,11 @@ pub(super) fn to_finding(
         column
     };
     let sha = m.secret.sha256();
-    // A file or archive member named after a key must not carry it into the report (nor
-    // into the baseline a later scan compares with).
-    let path = crate::key::scrub_name(&origin.path);
-    if !policy.keeps(&path, &sha) {
+    if !policy.keeps(&origin.path, &sha) {
         return None;
     }
+    // A file or archive member named after a key must not carry it into the report.
+    let path = crate::key::scrub_name(&origin.path);
     Some(Finding {
         rule: rule.id.clone(),
         kind: rule.kind,

@@ -186,11 +186,13 @@ impl Policy {
 
     /// Should a finding of this key at this path be reported?
     pub fn keeps(&self, path: &str, sha256: &str) -> bool {
+        // Allowlist globs match the real path; a baseline holds reported paths, which are
+        // scrubbed of keys.
         !self.paths.is_match(path)
             && !self.sha256.contains(sha256)
             && !self
                 .baseline
                 .seen
-                .contains(&(sha256.to_owned(), path.to_owned()))
+                .contains(&(sha256.to_owned(), crate::key::scrub_name(path).into_owned()))
     }
 }

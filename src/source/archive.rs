@@ -51,16 +51,17 @@ pub fn gzip_member(name: &str) -> &str {
     member.rsplit(['/', '!']).next().unwrap_or(member)
 }
 
-/// Counts the bytes read through it.
+/// Charges the bytes read through it to the budget as they are read (so an archive nested in
+/// a member sees the budget the member has already spent).
 struct Counted<'a> {
     inner: &'a mut dyn Read,
-    n: u64,
+    budget: &'a std::cell::Cell<u64>,
 }
 
 impl Read for Counted<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let k = self.inner.read(buf)?;
-        self.n += k as u64;
+        self.budget.set(self.budget.get().saturating_sub(k as u64));
         Ok(k)
     }
 }
@@ -104,17 +105,17 @@ pub fn expand_archive(
     match kind {
         ArchiveKind::Gzip => {
             let mut stream = flate2::read::MultiGzDecoder::new(data);
+            let limit = budget.get().min(ratio_cap);
             let mut counted = Counted {
                 inner: &mut stream,
-                n: 0,
+                budget,
             };
             visit(Member {
                 name: gzip_member(name),
                 what: name,
                 reader: &mut counted,
-                limit: budget.get().min(ratio_cap),
+                limit,
             });
-            budget.set(budget.get().saturating_sub(counted.n));
         }
         ArchiveKind::Zip => {
             let mut zip = match zip::ZipArchive::new(Cursor::new(data)) {
@@ -145,17 +146,17 @@ pub fn expand_archive(
                     .max(1 << 20);
                 // No check of the size it declares: a member is read only up to its limit,
                 // as it is decompressed, whatever it says.
+                let limit = budget.get().min(member_cap);
                 let mut counted = Counted {
                     inner: &mut f,
-                    n: 0,
+                    budget,
                 };
                 visit(Member {
                     name: &member,
                     what: &what,
                     reader: &mut counted,
-                    limit: budget.get().min(member_cap),
+                    limit,
                 });
-                budget.set(budget.get().saturating_sub(counted.n));
             }
         }
     }

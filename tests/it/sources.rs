@@ -71,6 +71,37 @@ fn git_history_finds_deleted_and_unmerged_keys_with_the_introducing_commit() {
 }
 
 #[test]
+fn git_history_paths_named_after_a_key_do_not_leak_it() {
+    // The same blob at a plain path and, copied, at a path named after a key: each path is
+    // reported, the second redacted.
+    let r = repo();
+    let d = r.path();
+    let (k1, k2) = (key(), key());
+    commit_file(d, "a.env", &format!("OFFSET_API_KEY={k2}\n"), "a");
+    commit_file(
+        d,
+        &format!("{k1}.env"),
+        &format!("OFFSET_API_KEY={k2}\n"),
+        "copy",
+    );
+    let o = offkey(d, &["scan", "--git", ".", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    assert_no_leak(&all_output(&o), &[&k1, &k2]);
+    let mut paths: Vec<String> = findings(&o)
+        .iter()
+        .map(|x| x["location"]["path"].as_str().unwrap_or("").to_owned())
+        .collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        vec![
+            "a.env".to_owned(),
+            format!("oc_live_…{}.env", &k1[k1.len() - 4..])
+        ]
+    );
+}
+
+#[test]
 fn git_range_scans_only_the_new_commits() {
     let r = repo();
     let d = r.path();
@@ -467,6 +498,36 @@ fn a_file_or_member_named_after_a_key_does_not_leak_it() {
         assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
         assert_no_leak(&all_output(&o), &[&k1, &k2, &k3, &k4]);
     }
+    // An allowlist glob is matched against the real name, and a baseline written by a scan
+    // (which holds the redacted names) suppresses the same findings later.
+    let base = dir.path().join("base.json");
+    let o = offkey(
+        dir.path(),
+        &[
+            "scan",
+            "--format",
+            "json",
+            "-o",
+            base.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let o = offkey(
+        dir.path(),
+        &["scan", "--baseline", base.to_str().expect("utf-8")],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", all_output(&o));
+    std::fs::write(
+        dir.path().join(".offkey.toml"),
+        "[allowlist]\npaths = [\"oc_live_*.env\", \"base.json\"]\n",
+    )
+    .expect("write");
+    let o = offkey(dir.path(), &["scan", "--format", "json"], None);
+    assert_eq!(findings(&o).len(), 1, "only the zip member is left");
+    std::fs::remove_file(dir.path().join(".offkey.toml")).expect("rm");
+    std::fs::remove_file(&base).expect("rm");
     let o = offkey(dir.path(), &["scan", "--format", "json"], None);
     let paths: Vec<String> = findings(&o)
         .iter()
