@@ -492,9 +492,12 @@ fn scan_history(
             let mut warn = |m: String| eprintln!("offkey: warning: {}", scrub_name(&m));
             let (first_path, first_commit) = &blob.paths[0];
             let origin = git_origin(&hist, first_path, *first_commit);
+            // The blob is scanned once, keeping every finding; each of its paths then gets its
+            // own allowlist and baseline, so an allowlisted first path (fixtures/) does not
+            // hide a copy of the blob elsewhere.
             scan_any(
                 &setup.matcher,
-                &setup.policy,
+                &Policy::default(),
                 data,
                 &origin,
                 &mut scratch,
@@ -509,17 +512,22 @@ fn scan_history(
             for (path, ci) in &blob.paths {
                 let o = git_origin(&hist, path, *ci);
                 for f in &local {
-                    let sha = f.secret.sha256();
-                    if path != first_path && !setup.policy.keeps(path, &sha) {
-                        continue;
-                    }
-                    let mut g = f.clone();
                     // Paths in findings are scrubbed (a file named after a key): so is the
                     // part replaced, and what replaces it.
-                    g.location.path =
+                    let shown =
                         f.location
                             .path
                             .replacen(&*scrub_name(first_path), &scrub_name(path), 1);
+                    let rule_allows = setup
+                        .matcher
+                        .rules()
+                        .get(&f.rule)
+                        .is_some_and(|r| r.allow_paths.is_match(&shown));
+                    if rule_allows || !setup.policy.keeps(&shown, &f.secret.sha256()) {
+                        continue;
+                    }
+                    let mut g = f.clone();
+                    g.location.path = shown;
                     g.location.commit = o.commit.clone();
                     g.location.author = o.author.clone();
                     if g.location.source == SourceKind::Git {

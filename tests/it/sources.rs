@@ -102,6 +102,39 @@ fn git_history_paths_named_after_a_key_do_not_leak_it() {
 }
 
 #[test]
+fn git_history_applies_the_allowlist_to_each_path_of_a_blob() {
+    // The same blob first at an allowlisted fixture, then copied to a config file: the copy is
+    // reported (the blob's first path used to decide for all of them).
+    let r = repo();
+    let d = r.path();
+    let k = key();
+    std::fs::write(
+        d.join(".offkey.toml"),
+        "[allowlist]\npaths = [\"fixtures/**\"]\n",
+    )
+    .expect("write");
+    commit_file(
+        d,
+        "fixtures/sample.env",
+        &format!("OFFSET_API_KEY={k}\n"),
+        "fixture",
+    );
+    commit_file(
+        d,
+        "config/prod.env",
+        &format!("OFFSET_API_KEY={k}\n"),
+        "copy",
+    );
+    let o = offkey(d, &["scan", "--git", ".", "--format", "json"], None);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let paths: Vec<String> = findings(&o)
+        .iter()
+        .map(|x| x["location"]["path"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(paths, vec!["config/prod.env".to_owned()]);
+}
+
+#[test]
 fn git_range_scans_only_the_new_commits() {
     let r = repo();
     let d = r.path();
