@@ -145,53 +145,82 @@ fn scan_member(
     let (limit, what) = (m.limit, m.what.to_owned());
     let mut buf = Vec::new();
     let mut r = (&mut *m.reader).take(limit);
-    let first = Input::Stream(&mut r).fill(&mut buf, PIECE);
-    let (eof, cut) = match first {
-        Ok(eof) => (eof, None),
-        Err(e) if buf.is_empty() => {
+    let (eof, cut) = match first_piece(&mut r, &mut buf) {
+        Ok(first) => first,
+        Err(e) => {
             warn(format!("{what}: cannot decompress ({e})"));
             return false;
         }
-        Err(e) => (true, Some(e)),
     };
+    let beyond = format!(
+        "{what}: expands beyond the archive limits (1 GiB per archive and 100:1); scanned its first {limit} bytes"
+    );
     if cut.is_none() && needs_whole(&buf) {
         // A member cut short (a decompression error, or the limits) is still scanned as far
         // as it was read, after the warning.
         if let Err(e) = r.read_to_end(&mut buf) {
-            warn(format!(
-                "{what}: cannot decompress further ({e}); scanned up to there"
-            ));
+            warn(cut_short(&what, &e));
         } else if buf.len() as u64 == limit && m.has_more() {
-            warn(format!(
-                "{what}: expands beyond the archive limits (1 GiB per archive and 100:1); scanned its first {limit} bytes"
-            ));
+            warn(beyond);
         }
         scan_nested(
             matcher, policy, &buf, origin, scratch, out, warn, depth, budget,
         );
         return true;
     }
-    let read = super::stream::pieces(
-        matcher,
-        &mut Input::Stream(&mut r),
-        &mut buf,
-        eof,
-        PIECE,
-        |p| {
-            p.findings(matcher, policy, origin, |f, _| out.push(f));
-            Ok(p.to)
-        },
+    let full = scan_stream(
+        matcher, policy, &mut r, &mut buf, eof, cut, limit, &what, origin, out, warn,
     );
-    match cut.map_or(read, Err) {
-        Err(e) => warn(format!(
-            "{what}: cannot decompress further ({e}); scanned up to there"
-        )),
-        Ok(n) if n >= limit && m.has_more() => warn(format!(
-            "{what}: expands beyond the archive limits (1 GiB per archive and 100:1); scanned its first {limit} bytes"
-        )),
-        Ok(_) => {}
+    if full && m.has_more() {
+        warn(beyond);
     }
     true
+}
+
+/// The first piece of a decompressing stream, read into `buf`: whether the stream ended there,
+/// and the error that cut it short after some bytes (those are scanned, then it is reported).
+/// `Err` when not one byte decompressed.
+fn first_piece(r: &mut dyn Read, buf: &mut Vec<u8>) -> io::Result<(bool, Option<io::Error>)> {
+    match Input::Stream(r).fill(buf, PIECE) {
+        Ok(eof) => Ok((eof, None)),
+        Err(e) if buf.is_empty() => Err(e),
+        Err(e) => Ok((true, Some(e))),
+    }
+}
+
+/// The warning for a stream that stopped decompressing partway.
+fn cut_short(what: &str, e: &io::Error) -> String {
+    format!("{what}: cannot decompress further ({e}); scanned up to there")
+}
+
+/// Scan the rest of a decompressing stream (read at most `limit` bytes of it) in pieces, from
+/// its first piece in `buf`, warning when it was cut short. True when it reached `limit`: the
+/// caller tells whether more follows.
+#[allow(clippy::too_many_arguments)]
+fn scan_stream(
+    matcher: &Matcher,
+    policy: &Policy,
+    r: &mut dyn Read,
+    buf: &mut Vec<u8>,
+    eof: bool,
+    cut: Option<io::Error>,
+    limit: u64,
+    what: &str,
+    origin: &Origin,
+    out: &mut Vec<Finding>,
+    warn: &mut dyn FnMut(String),
+) -> bool {
+    let read = super::stream::pieces(matcher, &mut Input::Stream(r), buf, eof, PIECE, |p| {
+        p.findings(matcher, policy, origin, |f, _| out.push(f));
+        Ok(p.to)
+    });
+    match cut.map_or(read, Err) {
+        Err(e) => {
+            warn(cut_short(what, &e));
+            false
+        }
+        Ok(n) => n >= limit,
+    }
 }
 
 /// A gzip file scanned as it is decompressed, a piece at a time: constant memory whatever it
@@ -212,13 +241,10 @@ fn scan_gzip(
     let max = ArchiveLimits::default().max_total;
     let mut text = flate2::read::MultiGzDecoder::new(data).take(max);
     let mut buf = Vec::new();
-    let mut input = Input::Stream(&mut text);
     // A stream cut off within its first piece is scanned as far as it goes (whole, it would
     // not decompress at all).
-    let (eof, cut) = match input.fill(&mut buf, PIECE) {
-        Ok(eof) => (eof, None),
-        Err(e) if !buf.is_empty() => (true, Some(e)),
-        Err(_) => return false,
+    let Ok((eof, cut)) = first_piece(&mut text, &mut buf) else {
+        return false;
     };
     if cut.is_none() && needs_whole(&buf) {
         return false;
@@ -227,23 +253,25 @@ fn scan_gzip(
         path: format!("{}!{}", origin.path, gzip_member(&origin.path)),
         ..origin.clone()
     };
-    let read = super::stream::pieces(matcher, &mut input, &mut buf, eof, PIECE, |p| {
-        p.findings(matcher, policy, &inner, |f, _| out.push(f));
-        Ok(p.to)
-    });
-    match cut.map_or(read, Err) {
-        Err(e) => warn(format!(
-            "{}: cannot decompress further ({e}); scanned up to there",
-            origin.path
-        )),
-        Ok(n) if n >= max && text.into_inner().read(&mut [0u8]).is_ok_and(|k| k > 0) => {
-            warn(format!(
-                "{}: expands beyond {} GiB; scanned that much",
-                origin.path,
-                max >> 30
-            ))
-        }
-        Ok(_) => {}
+    let full = scan_stream(
+        matcher,
+        policy,
+        &mut text,
+        &mut buf,
+        eof,
+        cut,
+        max,
+        &origin.path,
+        &inner,
+        out,
+        warn,
+    );
+    if full && text.into_inner().read(&mut [0u8]).is_ok_and(|k| k > 0) {
+        warn(format!(
+            "{}: expands beyond {} GiB; scanned that much",
+            origin.path,
+            max >> 30
+        ));
     }
     true
 }

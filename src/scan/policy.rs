@@ -190,9 +190,10 @@ impl Policy {
         // scrubbed of keys.
         !self.paths.is_match(path)
             && !self.sha256.contains(sha256)
-            && !self
-                .baseline
-                .seen
-                .contains(&(sha256.to_owned(), crate::key::scrub_name(path).into_owned()))
+            && (self.baseline.seen.is_empty()
+                || !self
+                    .baseline
+                    .seen
+                    .contains(&(sha256.to_owned(), crate::key::scrub_name(path).into_owned())))
     }
 }
