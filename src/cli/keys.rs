@@ -208,11 +208,26 @@ fn import_legacy(a: ImportArgs) -> Result<Outcome> {
             bad += 1;
             continue;
         };
-        let memo = parsed
+        // A memo is checked as the API checks one (a key pasted into it is refused); an old
+        // system's long memo is cut to the longest allowed rather than refused.
+        let memo = match parsed
             .memo
-            .map(|m| m.trim().chars().take(100).collect::<String>())
+            .as_deref()
+            .map(str::trim)
             .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| "Legacy key".to_owned());
+        {
+            None => "Legacy key".to_owned(),
+            Some(m) => match crate::store::check_memo(
+                &m.chars().take(crate::store::MAX_MEMO).collect::<String>(),
+            ) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("line {n}: {e}; skipped");
+                    bad += 1;
+                    continue;
+                }
+            },
+        };
         keys.push(NewKey {
             id: new_id("key_"),
             sha256: secret.sha256(),

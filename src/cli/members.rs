@@ -1,4 +1,4 @@
-//! `offkey members add|list|remove`: team members, on the store directly (on the server host,
+//! `offkey members add|list|remove|passwd`: team members, on the store directly (on the server host,
 //! server running or not).
 
 use std::io::BufRead;
@@ -11,9 +11,6 @@ use super::serve::DataArgs;
 use crate::server::password;
 use crate::store::{NewMember, Role, new_id};
 
-/// Shortest password accepted.
-const MIN_PASSWORD: usize = 8;
-
 /// `offkey members …`
 #[derive(Debug, clap::Subcommand)]
 pub enum MembersCommand {
@@ -23,6 +20,21 @@ pub enum MembersCommand {
     List(ListArgs),
     /// Remove a team member (their sessions end at once).
     Remove(RemoveArgs),
+    /// Set a member's password (their sessions end at once).
+    Passwd(PasswdArgs),
+}
+
+/// Arguments of `members passwd`.
+#[derive(Debug, clap::Args)]
+pub struct PasswdArgs {
+    /// Sign-in email of the member.
+    #[arg(long)]
+    pub email: String,
+    /// Read the new password from the first line of standard input (otherwise prompt).
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// Arguments of `members add`.
@@ -100,9 +112,7 @@ pub fn run(cmd: MembersCommand) -> Result<Outcome> {
             }
             let role = Role::parse(&a.role).context("--role must be admin or member")?;
             let password = read_password(a.password_stdin, true)?;
-            if password.chars().count() < MIN_PASSWORD {
-                bail!("the password must be at least {MIN_PASSWORD} characters");
-            }
+            password::check_policy(&password, &email)?;
             let store = a.data.open()?;
             let hash = password::hash(&password)?;
             let m = store.add_member(
@@ -137,6 +147,17 @@ pub fn run(cmd: MembersCommand) -> Result<Outcome> {
                 bail!("no member {:?}", a.member);
             }
             println!("removed {}", a.member.trim());
+        }
+        MembersCommand::Passwd(a) => {
+            let email = a.email.trim().to_owned();
+            let password = read_password(a.password_stdin, true)?;
+            password::check_policy(&password, &email)?;
+            let store = a.data.open()?;
+            let hash = password::hash(&password)?;
+            if !store.set_password(&email, &hash, Utc::now())? {
+                bail!("no member with the email {email:?}");
+            }
+            println!("password changed for {email}; their sessions have ended");
         }
     }
     Ok(Outcome::Clean)

@@ -80,6 +80,20 @@ pub fn is_legacy_shape(s: &[u8]) -> bool {
     s.len() == LEGACY_LEN && s.iter().all(|&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Whether `text` holds a whole key of either format (so it must not be stored as a memo or
+/// location): a current key, wherever it stands, or a legacy key (exactly 32 lowercase hex
+/// bounded by non-alphanumerics, the shape of `spec/key-format.md`).
+pub fn contains_key(text: &str) -> bool {
+    let b = text.as_bytes();
+    let current = memchr::memmem::find_iter(b, PREFIX.as_bytes())
+        .any(|i| b.get(i..i + KEY_LEN).is_some_and(is_current));
+    current || contains_legacy(b)
+}
+
+fn contains_legacy(b: &[u8]) -> bool {
+    b.split(|c| !c.is_ascii_alphanumeric()).any(is_legacy_shape)
+}
+
 /// A fresh current key from the operating system's CSPRNG.
 pub fn generate() -> super::Secret {
     let mut rng = rand::rngs::OsRng;
@@ -153,6 +167,22 @@ pub fn scrub(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_keys_in_text() {
+        assert!(contains_key(
+            "see oc_live_0123456789ABCDEFGHIJKLMNOPQRSTUV1ggZdL here"
+        ));
+        assert!(!contains_key("oc_live_…gZdL"));
+        assert!(!contains_key("Fulfillment integration"));
+        assert!(contains_key("old key 0123456789abcdef0123456789abcdef!"));
+        assert!(contains_key("0123456789abcdef0123456789abcdef"));
+        assert!(
+            !contains_key("commit 0123456789abcdef0123456789abcdef01234567"),
+            "40 hex is a commit, not a legacy key"
+        );
+        assert!(!contains_key("x0123456789abcdef0123456789abcdef"));
+    }
 
     #[test]
     fn scrub_hides_key_shaped_runs() {

@@ -6,7 +6,7 @@ mod format;
 mod secret;
 
 pub use format::{
-    ALPHABET, BODY_LEN, CSUM_LEN, KEY_LEN, KeyKind, LEGACY_LEN, PREFIX, base62, checksum, generate,
-    is_current, is_legacy_shape, redacted, scrub, scrub_name, sha256_hex,
+    ALPHABET, BODY_LEN, CSUM_LEN, KEY_LEN, KeyKind, LEGACY_LEN, PREFIX, base62, checksum,
+    contains_key, generate, is_current, is_legacy_shape, redacted, scrub, scrub_name, sha256_hex,
 };
 pub use secret::{ParseKeyError, Secret};

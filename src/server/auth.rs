@@ -10,12 +10,11 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
-use chrono::Utc;
 
 use super::AppState;
 use super::error::ApiError;
 use crate::key::sha256_hex;
-use crate::store::{KeyCheck, Member, Role};
+use crate::store::{Member, Role};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "offkey_session";
@@ -96,8 +95,10 @@ impl FromRequestParts<AppState> for SessionCaller {
         }
         let token_sha256 = sha256_hex(token.as_bytes());
         let hash = token_sha256.clone();
+        let now = state.now();
         let session = state
-            .blocking(move |s| s.session(&hash, Utc::now()))
+            // The clock is read before the hand-off, so the time is the request's.
+            .blocking(move |s| s.session(&hash, now))
             .await?
             .ok_or_else(|| ApiError::invalid_credentials("session token"))?;
         Ok(SessionCaller {
@@ -141,20 +142,14 @@ impl FromRequestParts<AppState> for IntegrationKey {
                 )
             })?;
         let hash = sha256_hex(key.as_bytes());
-        // The common case, a key whose use was recorded within the last minute, is one indexed
-        // read on a pooled WAL reader (which never waits for the writer): microseconds, so it
-        // runs right here instead of paying a hand-off to the blocking pool. Recording a use
-        // commits with fsync, so that goes to the blocking pool.
-        let key_id = match state.store().check_key(&hash, Utc::now())? {
-            KeyCheck::Refused => None,
-            KeyCheck::Recent(id) => Some(id),
-            KeyCheck::Stale(_) => {
-                state
-                    .blocking(move |s| s.use_key(&hash, Utc::now()))
-                    .await?
-            }
-        }
-        .ok_or_else(|| ApiError::invalid_credentials("API key"))?;
+        let now = state.now();
+        // Every store call may block (a reader can wait on the disk, a network store on the
+        // network), so even the cheap check runs on the blocking pool, never on an async
+        // worker; `use_key` checks first and writes only when a use must be recorded.
+        let key_id = state
+            .blocking(move |s| s.use_key(&hash, now))
+            .await?
+            .ok_or_else(|| ApiError::invalid_credentials("API key"))?;
         Ok(IntegrationKey { key_id })
     }
 }

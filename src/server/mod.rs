@@ -7,6 +7,7 @@
 //! requests in flight finish.
 
 pub mod auth;
+pub mod clock;
 pub mod error;
 pub mod json;
 pub mod middleware;
@@ -24,6 +25,7 @@ use axum::routing::{delete, get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::store::Store;
+use clock::{Clock, SystemClock};
 pub use error::ApiError;
 use ratelimit::LoginLimiter;
 
@@ -38,6 +40,7 @@ pub struct AppState {
 
 struct Inner {
     store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
     limiter: LoginLimiter,
     session_ttl: chrono::Duration,
     account_name: String,
@@ -59,9 +62,19 @@ impl AppState {
 
     /// State with another session lifetime.
     pub fn with_session_ttl(store: Arc<dyn Store>, session_ttl: chrono::Duration) -> Self {
+        Self::with_clock(store, session_ttl, Arc::new(SystemClock))
+    }
+
+    /// State with another clock (tests move a [`clock::ManualClock`] instead of sleeping).
+    pub fn with_clock(
+        store: Arc<dyn Store>,
+        session_ttl: chrono::Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         AppState {
             inner: Arc::new(Inner {
                 store,
+                clock,
                 limiter: LoginLimiter::default(),
                 session_ttl,
                 account_name: "Offset Commerce demo account".to_owned(),
@@ -72,6 +85,11 @@ impl AppState {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// The service's time now.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.now()
     }
 
     /// The sign-in limiter.
@@ -113,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(integration::healthz))
         .route("/api/v1/account", get(integration::account))
         .route("/v1/session", post(session::login).delete(session::logout))
+        .route("/v1/sessions", delete(session::logout_everywhere))
         .route("/v1/me", get(session::me))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", delete(keys::delete))

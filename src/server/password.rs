@@ -49,3 +49,61 @@ mod tests {
         assert!(!super::verify("x", "not a hash"));
     }
 }
+
+/// Shortest password accepted, in characters.
+pub const MIN_PASSWORD: usize = 12;
+
+/// Why a password is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WeakPassword {
+    /// Fewer than [`MIN_PASSWORD`] characters.
+    #[error("the password must be at least {MIN_PASSWORD} characters")]
+    TooShort,
+    /// Only spaces, tabs and the like.
+    #[error("the password must not be all whitespace")]
+    Whitespace,
+    /// The member's own email (whatever its case).
+    #[error("the password must not be the member's email")]
+    IsEmail,
+}
+
+/// The password policy of `spec/api.md`: at least 12 characters, not all whitespace, not the
+/// member's email.
+pub fn check_policy(password: &str, email: &str) -> Result<(), WeakPassword> {
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(WeakPassword::TooShort);
+    }
+    if password.trim().is_empty() {
+        return Err(WeakPassword::Whitespace);
+    }
+    if password.trim().eq_ignore_ascii_case(email.trim()) {
+        return Err(WeakPassword::IsEmail);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    #[test]
+    fn policy() {
+        assert_eq!(
+            check_policy("short pass", "a@x.io"),
+            Err(WeakPassword::TooShort)
+        );
+        assert_eq!(
+            check_policy("elevenchars", "a@x.io"),
+            Err(WeakPassword::TooShort)
+        );
+        assert_eq!(
+            check_policy("            ", "a@x.io"),
+            Err(WeakPassword::Whitespace)
+        );
+        assert_eq!(
+            check_policy("Ana.Long@Example.com", "ana.long@example.com"),
+            Err(WeakPassword::IsEmail)
+        );
+        assert_eq!(check_policy("correct horse battery", "a@x.io"), Ok(()));
+    }
+}

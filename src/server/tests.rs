@@ -41,14 +41,18 @@ fn password_hash() -> String {
         .clone()
 }
 
-fn session(store: &SqliteStore, member_id: &str, expires_in: Duration) -> String {
+fn session_at(
+    store: &SqliteStore,
+    member_id: &str,
+    now: chrono::DateTime<Utc>,
+    expires_in: Duration,
+) -> String {
     let token = format!("test-session-{}", new_id(""));
-    let now = Utc::now();
     store
         .create_session(
             &sha256_hex(token.as_bytes()),
             member_id,
-            now - Duration::hours(13),
+            now - Duration::minutes(1),
             now + expires_in,
         )
         .expect("session");
@@ -56,9 +60,14 @@ fn session(store: &SqliteStore, member_id: &str, expires_in: Duration) -> String
 }
 
 fn fixture() -> Fixture {
+    fixture_with(Arc::new(super::clock::SystemClock))
+}
+
+/// A fixture whose service reads the time from `clock`.
+fn fixture_with(clock: Arc<dyn super::clock::Clock>) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(SqliteStore::open(&dir.path().join("keys.db")).expect("open"));
-    let now = Utc::now();
+    let now = clock.now();
     let mut ids = Vec::new();
     for (email, role) in [
         ("admin@example.com", Role::Admin),
@@ -78,10 +87,14 @@ fn fixture() -> Fixture {
             .expect("member");
         ids.push(m.id);
     }
-    let admin = session(&store, &ids[0], Duration::hours(1));
-    let member = session(&store, &ids[1], Duration::hours(1));
-    let expired = session(&store, &ids[0], Duration::seconds(-1));
-    let app = router(AppState::new(store.clone()));
+    let admin = session_at(&store, &ids[0], now, Duration::hours(11));
+    let member = session_at(&store, &ids[1], now, Duration::hours(11));
+    let expired = session_at(&store, &ids[0], now, Duration::seconds(-1));
+    let app = router(AppState::with_clock(
+        store.clone(),
+        super::SESSION_TTL,
+        clock,
+    ));
     Fixture {
         _dir: dir,
         store,
@@ -1333,3 +1346,5 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].memo, "in flight");
 }
+
+mod lifecycle;

@@ -7,6 +7,7 @@
 //! Every change is one transaction, and the audit event of a change is written in it.
 
 mod error;
+pub mod lifecycle;
 mod model;
 mod sqlite;
 
@@ -16,9 +17,9 @@ use chrono::{DateTime, Utc};
 
 pub use error::StoreError;
 pub use model::{
-    AuditEntry, AuditEvent, Credentials, Exposure, ExposureReport, ExposureSummary, ImportCount,
-    KeyCheck, KeyRecord, LookupHit, LookupStatus, Member, MemberRef, NewKey, NewMember, Role,
-    Rotation, Session,
+    AuditEntry, AuditEvent, BadMemo, Credentials, Exposure, ExposureReport, ExposureSummary,
+    ImportCount, KeyCheck, KeyRecord, LookupHit, LookupStatus, MAX_MEMO, Member, MemberRef, NewKey,
+    NewMember, Role, Rotation, Session, check_memo,
 };
 pub use sqlite::SqliteStore;
 
@@ -28,6 +29,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// How long after a recorded use the next use is written again (coalescing writes of
 /// `last_used_at` to at most one a minute per key).
 pub const LAST_USED_RESOLUTION: chrono::Duration = chrono::Duration::seconds(60);
+
+/// A session ends after this long without use (besides its fixed lifetime).
+pub const SESSION_IDLE: chrono::Duration = chrono::Duration::hours(2);
 
 /// The key store's operations. Implementations must be safe to share between threads; every
 /// method is blocking (call it from `spawn_blocking` in async code).
@@ -49,10 +53,16 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()>;
-    /// The live session with this token hash (not expired, member not removed).
+    /// The live session with this token hash (not expired, used within [`SESSION_IDLE`],
+    /// member not removed), recording the use (coalesced to [`LAST_USED_RESOLUTION`]).
     fn session(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<Option<Session>>;
     /// End a session at once; `false` if there was none.
     fn end_session(&self, token_sha256: &str) -> Result<bool>;
+    /// End every session of a member at once; answers how many there were.
+    fn end_member_sessions(&self, member_id: &str) -> Result<usize>;
+    /// Set an active member's password hash and end all their sessions, in one transaction;
+    /// `false` if there is no active member with this email.
+    fn set_password(&self, email: &str, password_hash: &str, now: DateTime<Utc>) -> Result<bool>;
 
     /// Store a newly issued key.
     fn create_key(&self, key: NewKey, actor: &str) -> Result<KeyRecord>;
@@ -60,7 +70,9 @@ pub trait Store: Send + Sync + 'static {
     fn import_legacy(&self, keys: Vec<NewKey>, actor: &str) -> Result<ImportCount>;
     /// Working keys, newest first (deleted and expired ones are not listed).
     fn list_keys(&self, now: DateTime<Utc>) -> Result<Vec<KeyRecord>>;
-    /// Delete a working key for good; `None` if unknown or already deleted/expired.
+    /// Delete a working key for good; `None` if unknown or already deleted/expired. Deleting a
+    /// replacement never used cancels its rotation (see [`lifecycle::cancel_on_delete`]): the
+    /// old key is restored only while it still works, and the audit log says which happened.
     fn delete_key(&self, id: &str, now: DateTime<Utc>, actor: &str) -> Result<Option<KeyRecord>>;
     /// Issue a replacement for a working key; `None` if the old key is unknown or not working.
     fn rotate_key(&self, rotation: Rotation, actor: &str) -> Result<Option<KeyRecord>>;
@@ -84,8 +96,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Record an audit event on its own (sign-in and the like).
     fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> Result<()>;
-    /// The latest `limit` events, newest first.
-    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEvent>>;
+    /// The latest `limit` events older than the event `before` (all when `None`), newest
+    /// first; each event's `id` is the cursor for the next page.
+    fn audit_log(&self, limit: usize, before: Option<i64>) -> Result<Vec<AuditEvent>>;
 }
 
 /// Where the store lives by default: `<platform data dir>/offkey/keys.db`.

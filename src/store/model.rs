@@ -220,6 +220,8 @@ pub struct AuditEntry {
 /// A recorded audit event.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
+    /// Its place in the log (newer events have larger ids): the paging cursor.
+    pub id: i64,
     /// When.
     pub at: DateTime<Utc>,
     /// Who.
@@ -250,4 +252,38 @@ pub enum KeyCheck {
     Recent(String),
     /// Works, and a use should be recorded now ([`super::Store::use_key`]).
     Stale(String),
+}
+
+/// Longest memo, in characters.
+pub const MAX_MEMO: usize = 100;
+
+/// Why a memo is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadMemo {
+    /// Empty after trimming, or too long.
+    #[error("the memo must be 1 to {MAX_MEMO} characters")]
+    Length,
+    /// A tab, newline or other control character.
+    #[error("the memo must not contain control characters")]
+    Control,
+    /// A whole key of either format.
+    #[error("the memo contains an API key; describe the key instead")]
+    Key,
+}
+
+/// A memo as stored: trimmed, 1 to [`MAX_MEMO`] characters, no control characters and no key
+/// (current or legacy). The one check for every way a memo comes in (the API, an import).
+pub fn check_memo(memo: &str) -> Result<String, BadMemo> {
+    let memo = memo.trim();
+    let n = memo.chars().count();
+    if n == 0 || n > MAX_MEMO {
+        return Err(BadMemo::Length);
+    }
+    if memo.chars().any(char::is_control) {
+        return Err(BadMemo::Control);
+    }
+    if crate::key::contains_key(memo) {
+        return Err(BadMemo::Key);
+    }
+    Ok(memo.to_owned())
 }

@@ -9,15 +9,16 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
+use super::lifecycle::{self, Cancel, record_works as working, settle};
 use super::{
     AuditEntry, AuditEvent, Credentials, Exposure, ExposureReport, ExposureSummary, ImportCount,
     KeyCheck, KeyRecord, LAST_USED_RESOLUTION, LookupHit, LookupStatus, Member, MemberRef, NewKey,
-    NewMember, Result, Role, Rotation, Session, Store, StoreError,
+    NewMember, Result, Role, Rotation, SESSION_IDLE, Session, Store, StoreError,
 };
 use crate::key::KeyKind;
 
 /// Forward migrations: entry `i` brings a store from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema-2.sql")];
 
 /// Reader connections kept open for reuse.
 const READER_POOL: usize = 8;
@@ -120,23 +121,6 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<KeyRecord> {
     })
 }
 
-/// A key works when it is not deleted and its grace period (if any) has not run out.
-fn working(key: &KeyRecord, now: DateTime<Utc>) -> bool {
-    key.deleted_at.is_none() && key.expires_at.is_none_or(|e| e > now)
-}
-
-/// Make an expired key read as revoked: its `deleted_at` is the moment its grace ran out.
-fn settle(mut key: KeyRecord, now: DateTime<Utc>) -> KeyRecord {
-    if key.deleted_at.is_none() {
-        if let Some(e) = key.expires_at {
-            if e <= now {
-                key.deleted_at = Some(e);
-            }
-        }
-    }
-    key
-}
-
 fn insert_audit(
     tx: &Connection,
     now: DateTime<Utc>,
@@ -197,7 +181,7 @@ struct UseRow {
 
 impl UseRow {
     fn works(&self, now: DateTime<Utc>) -> bool {
-        self.deleted_at.is_none() && self.expires_at.is_none_or(|e| e > ms(now))
+        lifecycle::works(opt_time(self.deleted_at), opt_time(self.expires_at), now)
     }
 }
 
@@ -423,8 +407,8 @@ impl Store for SqliteStore {
             tx.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")?
                 .execute([ms(now)])?;
             tx.prepare_cached(
-                "INSERT INTO sessions (token_sha256, member_id, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO sessions (token_sha256, member_id, created_at, expires_at, last_seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?3)",
             )?
             .execute(params![token_sha256, member_id, ms(now), ms(expires_at)])?;
             tx.commit()?;
@@ -433,20 +417,74 @@ impl Store for SqliteStore {
     }
 
     fn session(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<Option<Session>> {
-        self.with_reader(|conn| {
+        let idle_since = ms(now - SESSION_IDLE);
+        let found = self.with_reader(|conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT m.id, m.email, m.name, m.role, s.expires_at
+                    "SELECT m.id, m.email, m.name, m.role, s.expires_at, s.last_seen_at
                      FROM sessions s JOIN members m ON m.id = s.member_id
-                     WHERE s.token_sha256 = ?1 AND s.expires_at > ?2 AND m.removed_at IS NULL",
+                     WHERE s.token_sha256 = ?1 AND s.expires_at > ?2 AND s.last_seen_at > ?3
+                       AND m.removed_at IS NULL",
                 )?
-                .query_row(params![token_sha256, ms(now)], |r| {
-                    Ok(Session {
-                        member: member_from_row(r, 0)?,
-                        expires_at: time(r.get(4)?),
-                    })
+                .query_row(params![token_sha256, ms(now), idle_since], |r| {
+                    Ok((
+                        Session {
+                            member: member_from_row(r, 0)?,
+                            expires_at: time(r.get(4)?),
+                        },
+                        r.get::<_, i64>(5)?,
+                    ))
                 })
                 .optional()?)
+        })?;
+        let Some((session, last_seen)) = found else {
+            return Ok(None);
+        };
+        if ms(now) - last_seen < LAST_USED_RESOLUTION.num_milliseconds() {
+            return Ok(Some(session));
+        }
+        // Record the use; re-checked under the writer, so a logout that just happened wins.
+        self.with_writer(|conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE sessions SET last_seen_at = ?2
+                     WHERE token_sha256 = ?1 AND expires_at > ?2 AND last_seen_at > ?3",
+                )?
+                .execute(params![token_sha256, ms(now), idle_since])?;
+            Ok((n > 0).then_some(session))
+        })
+    }
+
+    fn end_member_sessions(&self, member_id: &str) -> Result<usize> {
+        self.with_writer(|conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM sessions WHERE member_id = ?1")?
+                .execute([member_id])?)
+        })
+    }
+
+    fn set_password(&self, email: &str, password_hash: &str, now: DateTime<Utc>) -> Result<bool> {
+        self.with_writer(|conn| {
+            let tx = conn.transaction()?;
+            let id: Option<String> = tx
+                .prepare_cached("SELECT id FROM members WHERE email = ?1 AND removed_at IS NULL")?
+                .query_row([email], |r| r.get(0))
+                .optional()?;
+            let Some(id) = id else { return Ok(false) };
+            tx.prepare_cached("UPDATE members SET password_hash = ?1 WHERE id = ?2")?
+                .execute(params![password_hash, id])?;
+            tx.prepare_cached("DELETE FROM sessions WHERE member_id = ?1")?
+                .execute([&id])?;
+            insert_audit(
+                &tx,
+                now,
+                Some(email),
+                "password",
+                None,
+                Some("password changed; sessions ended"),
+            )?;
+            tx.commit()?;
+            Ok(true)
         })
     }
 
@@ -531,16 +569,66 @@ impl Store for SqliteStore {
             }
             tx.prepare_cached("UPDATE keys SET deleted_at = ?1 WHERE id = ?2")?
                 .execute(params![ms(now), id])?;
-            // Deleting a replacement that was never used cancels its rotation: the key it was
-            // to replace keeps working with no deadline (the rotation assistant's rollback when
-            // the new key could not be delivered).
-            if let (Some(old), None) = (&key.replaces, key.last_used_at) {
-                tx.prepare_cached(
-                    "UPDATE keys SET expires_at = NULL WHERE id = ?1 AND deleted_at IS NULL",
-                )?
-                .execute(params![old])?;
-            }
             insert_audit(&tx, now, Some(actor), "delete", Some(id), Some(&key.memo))?;
+            // Deleting a replacement that was never used cancels its rotation (the rotation
+            // assistant's rollback when the new key could not be delivered): the old key is
+            // restored, but only while it still works.
+            let cancel = match &key.replaces {
+                None => Cancel::None,
+                Some(old_id) => {
+                    let old = key_by(&tx, "id", old_id)?;
+                    let old_works = old.as_ref().is_some_and(|o| working(o, now));
+                    // The deadlines of the old key's other rotations that still stand.
+                    let standing: Vec<i64> = tx
+                        .prepare_cached(
+                            "SELECT rotation_deadline FROM keys
+                             WHERE replaces = ?1 AND id <> ?2 AND rotation_deadline IS NOT NULL
+                               AND NOT (deleted_at IS NOT NULL AND last_used_at IS NULL)",
+                        )?
+                        .query_map(params![old_id, id], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    lifecycle::cancel_on_delete(&key, old_works, standing.into_iter().map(time))
+                }
+            };
+            match cancel {
+                Cancel::None => {}
+                Cancel::Restore { old_id, deadline } => {
+                    tx.prepare_cached("UPDATE keys SET expires_at = ?1 WHERE id = ?2")?
+                        .execute(params![deadline.map(ms), old_id])?;
+                    let detail = format!(
+                        "replacement {id} deleted before its first use; the old key works {}",
+                        deadline.map_or_else(
+                            || "again with no deadline".to_owned(),
+                            |d| format!(
+                                "until {}",
+                                d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                            )
+                        )
+                    );
+                    insert_audit(
+                        &tx,
+                        now,
+                        Some(actor),
+                        "cancel_rotation",
+                        Some(&old_id),
+                        Some(&detail),
+                    )?;
+                }
+                Cancel::TooLate { old_id } => {
+                    let detail = format!(
+                        "replacement {id} deleted before its first use; the old key had already \
+                         stopped working and stays revoked"
+                    );
+                    insert_audit(
+                        &tx,
+                        now,
+                        Some(actor),
+                        "cancel_rotation",
+                        Some(&old_id),
+                        Some(&detail),
+                    )?;
+                }
+            }
             tx.commit()?;
             Ok(Some(KeyRecord {
                 deleted_at: Some(now),
@@ -565,13 +653,16 @@ impl Store for SqliteStore {
             }
             insert_key(&tx, &new)?;
             tx.prepare_cached(
-                "UPDATE keys SET replaces = ?1, retire_replaced_on_first_use = ?2 WHERE id = ?3",
+                "UPDATE keys SET replaces = ?1, retire_replaced_on_first_use = ?2,
+                    rotation_deadline = ?3 WHERE id = ?4",
             )?
-            .execute(params![old.id, r.until_first_use, new.id])?;
-            // An earlier rotation's deadline is never pushed back.
-            let expires = old
-                .expires_at
-                .map_or(r.old_expires_at, |e| e.min(r.old_expires_at));
+            .execute(params![
+                old.id,
+                r.until_first_use,
+                ms(r.old_expires_at),
+                new.id
+            ])?;
+            let expires = lifecycle::rotated_deadline(old.expires_at, r.old_expires_at);
             if expires <= now {
                 tx.prepare_cached(
                     "UPDATE keys SET deleted_at = ?1, expires_at = ?1 WHERE id = ?2",
@@ -692,7 +783,8 @@ impl Store for SqliteStore {
                 if let Some(old) = replaces {
                     let n = tx
                         .prepare_cached(
-                            "UPDATE keys SET deleted_at = ?1 WHERE id = ?2 AND deleted_at IS NULL",
+                            "UPDATE keys SET deleted_at = ?1 WHERE id = ?2 AND deleted_at IS NULL
+                               AND (expires_at IS NULL OR expires_at > ?1)",
                         )?
                         .execute(params![ms(now), old])?;
                     if n > 0 {
@@ -757,19 +849,21 @@ impl Store for SqliteStore {
         })
     }
 
-    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEvent>> {
+    fn audit_log(&self, limit: usize, before: Option<i64>) -> Result<Vec<AuditEvent>> {
         self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT at, actor, action, key_id, detail FROM audit ORDER BY id DESC LIMIT ?1",
+                "SELECT id, at, actor, action, key_id, detail FROM audit WHERE id < ?2
+                 ORDER BY id DESC LIMIT ?1",
             )?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = stmt.query_map([limit], |r| {
+            let rows = stmt.query_map(params![limit, before.unwrap_or(i64::MAX)], |r| {
                 Ok(AuditEvent {
-                    at: time(r.get(0)?),
-                    actor: r.get(1)?,
-                    action: r.get(2)?,
-                    key_id: r.get(3)?,
-                    detail: r.get(4)?,
+                    id: r.get(0)?,
+                    at: time(r.get(1)?),
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    key_id: r.get(4)?,
+                    detail: r.get(5)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -287,6 +287,12 @@ fn legacy_import_and_restart_keep_every_key() {
         .collect();
     let bad = "oc_live_notakey".to_owned();
     lines.push(serde_json::json!({"key": bad, "memo": "bad"}).to_string());
+    // A memo holding a key (here the legacy key itself, and a current key) is refused as the
+    // API refuses one: the line is skipped and the key never reaches the store.
+    let in_memo = sha256_hex(generate().expose().as_bytes())[..32].to_owned();
+    let current = generate().expose().to_owned();
+    lines.push(serde_json::json!({"key": in_memo, "memo": format!("key {in_memo}")}).to_string());
+    lines.push(serde_json::json!({"key": in_memo, "memo": format!("was {current}")}).to_string());
     let out = offkey(config.path())
         .args(["keys", "import-legacy", "--data"])
         .arg(data.path())
@@ -297,8 +303,16 @@ fn legacy_import_and_restart_keep_every_key() {
         .clone();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("line 4"), "{stderr}");
+    assert!(
+        stderr.contains("line 5: the memo contains an API key"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 6: the memo contains an API key"),
+        "{stderr}"
+    );
     assert!(stderr.contains("imported 3"), "{stderr}");
-    assert_secret_free(&stderr, &[&bad, &legacy[0]]);
+    assert_secret_free(&stderr, &[&bad, &legacy[0], &in_memo, &current]);
 
     let server = Server::start(data.path());
     let login = server

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{Duration, Utc};
+use chrono::Duration;
 
 use crate::key::{KeyKind, generate};
 use crate::server::AppState;
@@ -21,47 +21,59 @@ use crate::store::{ExposureReport, NewKey, Rotation, new_id};
 
 /// Most hashes in one lookup, exposures in one report.
 pub const MAX_BATCH: usize = 1000;
-/// Longest memo, in characters.
-pub const MAX_MEMO: usize = 100;
 /// Longest grace period of a rotation: 30 days.
 pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
 /// With `until_first_use` and no `grace_seconds`, the old key still stops after 7 days.
 pub const DEFAULT_FIRST_USE_BOUND_SECONDS: u64 = 7 * 24 * 3600;
+/// Longest exposure `where` and `source`, in characters.
+const MAX_WHERE: usize = 500;
+/// How far ahead of the server's clock an exposure's `seen_at` may be.
+const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
 /// Default and largest `limit` of the audit log.
 const AUDIT_DEFAULT: usize = 100;
 const AUDIT_MAX: usize = 1000;
 
-/// Whether `text` holds a whole current key (so it must not be stored as a memo or location).
-pub(crate) fn contains_key(text: &str) -> bool {
-    let b = text.as_bytes();
-    memchr::memmem::find_iter(b, crate::key::PREFIX.as_bytes()).any(|i| {
-        b.get(i..i + crate::key::KEY_LEN)
-            .is_some_and(crate::key::is_current)
-    })
+pub(crate) use crate::key::contains_key;
+
+/// Checks an exposure's free-text field (`what` names it in the error): trimmed, 1 to `max`
+/// characters, no control characters, no key.
+fn check_text(
+    text: &str,
+    what: &'static str,
+    max: usize,
+    code: &'static str,
+) -> Result<String, ApiError> {
+    let text = text.trim();
+    let n = text.chars().count();
+    if n == 0 || n > max {
+        return Err(ApiError::bad_request(
+            code,
+            format!("{what} must be 1 to {max} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            code,
+            format!("{what} must not contain control characters"),
+        ));
+    }
+    if contains_key(text) {
+        return Err(ApiError::bad_request(
+            "key_in_where",
+            format!("{what} contains an API key; it must be a redacted location, never the key"),
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 fn check_memo(memo: &str) -> Result<String, ApiError> {
-    let memo = memo.trim();
-    let n = memo.chars().count();
-    if n == 0 || n > MAX_MEMO {
-        return Err(ApiError::bad_request(
-            "invalid_memo",
-            format!("the memo must be 1 to {MAX_MEMO} characters"),
-        ));
-    }
-    if memo.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "invalid_memo",
-            "the memo must not contain control characters",
-        ));
-    }
-    if contains_key(memo) {
-        return Err(ApiError::bad_request(
-            "key_in_memo",
-            "the memo contains an API key; describe the key instead",
-        ));
-    }
-    Ok(memo.to_owned())
+    crate::store::check_memo(memo).map_err(|e| {
+        let code = match e {
+            crate::store::BadMemo::Key => "key_in_memo",
+            _ => "invalid_memo",
+        };
+        ApiError::bad_request(code, e.to_string())
+    })
 }
 
 fn check_sha256(h: &str) -> Result<(), ApiError> {
@@ -90,7 +102,11 @@ pub async fn list(
     State(state): State<AppState>,
     _admin: Admin,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let keys = state.blocking(|s| s.list_keys(Utc::now())).await?;
+    let keys = {
+        let now = state.now();
+        state.blocking(move |s| s.list_keys(now))
+    }
+    .await?;
     let keys: Vec<KeyJson> = keys.into_iter().map(KeyJson::from).collect();
     Ok(Json(serde_json::json!({ "keys": keys })))
 }
@@ -109,7 +125,7 @@ pub async fn create(
         last4: secret.last4().to_owned(),
         memo,
         kind: KeyKind::Current,
-        created_at: Utc::now(),
+        created_at: state.now(),
         created_by: Some(caller.member.id.clone()),
     };
     let actor = caller.member.email;
@@ -128,8 +144,9 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let actor = caller.member.email;
+    let now = state.now();
     let deleted = state
-        .blocking(move |s| s.delete_key(&id, Utc::now(), &actor))
+        .blocking(move |s| s.delete_key(&id, now, &actor))
         .await?;
     match deleted {
         Some(_) => Ok(StatusCode::NO_CONTENT),
@@ -149,9 +166,10 @@ pub async fn lookup(
     }
     let hashes = body.sha256;
     let actor = caller.member.email;
+    let now = state.now();
     let (hashes, hits) = state
         .blocking(move |s| {
-            let hits = s.lookup(&hashes, Utc::now(), &actor)?;
+            let hits = s.lookup(&hashes, now, &actor)?;
             Ok((hashes, hits))
         })
         .await?;
@@ -191,7 +209,7 @@ pub async fn rotate(
             format!("grace_seconds must be 0 to {MAX_GRACE_SECONDS}"),
         ));
     }
-    let now = Utc::now();
+    let now = state.now();
     let old_expires_at =
         now + Duration::seconds(i64::try_from(grace).expect("bounded by MAX_GRACE_SECONDS"));
     let secret = generate();
@@ -240,44 +258,33 @@ pub async fn exposures(
     ApiJson(body): ApiJson<ExposuresBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_batch(body.exposures.len(), "exposures")?;
+    let now = state.now();
     let mut reports = Vec::with_capacity(body.exposures.len());
     for e in body.exposures {
         check_sha256(&e.sha256)?;
-        let location = e.location.trim();
-        let source = e.source.trim();
-        if location.is_empty() || location.chars().count() > 500 {
+        let location = check_text(&e.location, "where", MAX_WHERE, "invalid_where")?;
+        let source = check_text(&e.source, "source", MAX_WHERE, "invalid_source")?;
+        if e.seen_at > now + MAX_CLOCK_SKEW {
             return Err(ApiError::bad_request(
-                "invalid_where",
-                "where must be 1 to 500 characters",
-            ));
-        }
-        if source.is_empty() || source.chars().count() > 100 {
-            return Err(ApiError::bad_request(
-                "invalid_source",
-                "source must be 1 to 100 characters",
-            ));
-        }
-        if contains_key(location) || contains_key(source) {
-            return Err(ApiError::bad_request(
-                "key_in_where",
-                "where and source must be redacted locations, never the key",
+                "invalid_seen_at",
+                "seen_at is in the future (more than 5 minutes ahead of the server's clock)",
             ));
         }
         reports.push(ExposureReport {
             sha256: e.sha256,
-            source: source.to_owned(),
-            location: location.to_owned(),
+            source,
+            location,
             seen_at: e.seen_at,
         });
     }
     let actor = caller.member.email;
     let recorded = state
-        .blocking(move |s| s.record_exposures(&reports, Utc::now(), &actor))
+        .blocking(move |s| s.record_exposures(&reports, now, &actor))
         .await?;
     Ok(Json(serde_json::json!({ "recorded": recorded })))
 }
 
-/// `GET /v1/audit?limit=N`
+/// `GET /v1/audit?limit=N&before=CURSOR`
 pub async fn audit(
     State(state): State<AppState>,
     _admin: Admin,
@@ -295,7 +302,28 @@ pub async fn audit(
             }
         },
     };
-    let events = state.blocking(move |s| s.audit_log(limit)).await?;
+    let before = match query.get("before") {
+        None => None,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_cursor",
+                    "before must be the `next` cursor of an earlier page",
+                ));
+            }
+        },
+    };
+    // One more than asked tells whether there is a next page.
+    let mut events = state
+        .blocking(move |s| s.audit_log(limit + 1, before))
+        .await?;
+    let next = if events.len() > limit {
+        events.truncate(limit);
+        events.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
     let events: Vec<AuditJson> = events
         .into_iter()
         .map(|e| AuditJson {
@@ -306,17 +334,5 @@ pub async fn audit(
             detail: e.detail,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "events": events })))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn finds_keys_in_text() {
-        assert!(super::contains_key(
-            "see oc_live_0123456789ABCDEFGHIJKLMNOPQRSTUV1ggZdL here"
-        ));
-        assert!(!super::contains_key("oc_live_…gZdL"));
-        assert!(!super::contains_key("Fulfillment integration"));
-    }
+    Ok(Json(serde_json::json!({ "events": events, "next": next })))
 }

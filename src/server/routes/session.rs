@@ -8,7 +8,6 @@ use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use rand::RngCore;
 
 use crate::key::sha256_hex;
@@ -69,7 +68,7 @@ pub async fn login(
     })
     .await
     .map_err(|e| ApiError::internal(&e))?;
-    let now = Utc::now();
+    let now = state.now();
     let Some(member) = member else {
         state.limiter().failed(&email, &addr, Instant::now());
         let entry = AuditEntry {
@@ -141,18 +140,49 @@ pub async fn logout(
         key_id: None,
         detail: None,
     };
+    let now = state.now();
     state
         .blocking(move |s| {
             s.end_session(&hash)?;
-            s.audit(entry, Utc::now())
+            s.audit(entry, now)
         })
         .await?;
+    Ok(signed_out())
+}
+
+/// `DELETE /v1/sessions`: end every session of the caller (a lost laptop, a shared machine).
+pub async fn logout_everywhere(
+    State(state): State<AppState>,
+    caller: SessionCaller,
+) -> Result<Response, ApiError> {
+    let member_id = caller.member.id.clone();
+    let actor = caller.member.email.clone();
+    let now = state.now();
+    state
+        .blocking(move |s| {
+            let n = s.end_member_sessions(&member_id)?;
+            s.audit(
+                AuditEntry {
+                    actor: Some(actor),
+                    action: "logout_all".into(),
+                    key_id: None,
+                    detail: Some(format!("{n} sessions ended")),
+                },
+                now,
+            )
+        })
+        .await?;
+    Ok(signed_out())
+}
+
+/// `204` that also clears the session cookie.
+fn signed_out() -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("offkey_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
     );
-    Ok(res)
+    res
 }
 
 /// `GET /v1/me`

@@ -13,6 +13,7 @@
 
   var DAY_MS = 24 * 60 * 60 * 1000;
   var STALE_DAYS = 90;
+  var UNUSED_GRACE_DAYS = 7;
   var ROTATE_DAYS = 90;
   var MEMO_MAX = 100;
   // "Until the new key is first used" still ends at the latest after this long.
@@ -374,7 +375,10 @@
       var expiresIso = key.expires_at || state.expiries[key.id] && state.expiries[key.id].at;
       var expires = parseTime(expiresIso);
       // A replaced key on its way out needs no advice to remove or rotate it.
-      var stale = !expires && (!lastUsed || now - lastUsed.getTime() > STALE_DAYS * DAY_MS);
+      // A never-used key is a candidate only once it has had a week to be put to use.
+      var stale = !expires && (lastUsed
+        ? now - lastUsed.getTime() > STALE_DAYS * DAY_MS
+        : !!created && now - created.getTime() > UNUSED_GRACE_DAYS * DAY_MS);
       var rotationDue = !expires && created && now - created.getTime() > ROTATE_DAYS * DAY_MS;
       if (stale) {
         tr.classList.add('is-stale');
@@ -401,7 +405,7 @@
       }
       if (stale) {
         var sb = el('span', 'badge badge-warn mark-stale', 'Candidate for removal');
-        sb.title = lastUsed ? 'Not used for more than ' + STALE_DAYS + ' days.' : 'This key has never been used.';
+        sb.title = lastUsed ? 'Not used for more than ' + STALE_DAYS + ' days.' : 'Never used in the ' + UNUSED_GRACE_DAYS + '+ days since it was created.';
         marks.appendChild(sb);
       }
       if (rotationDue) {
