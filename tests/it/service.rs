@@ -467,12 +467,89 @@ fn members_cli() {
         .write_stdin("short\n")
         .assert()
         .code(2);
+    // The password policy: 12 characters at least, not all whitespace, not the email.
+    for (weak, why) in [
+        ("elevenchars", "at least 12 characters"),
+        ("              ", "all whitespace"),
+        ("CARLA.LONG@example.com", "the member's email"),
+        ("carla.long@example.com", "the member's email"),
+    ] {
+        let out = cli()
+            .args([
+                "members",
+                "add",
+                "--email",
+                "carla.long@example.com",
+                "--name",
+                "C",
+                "--role",
+                "member",
+                "--password-stdin",
+            ])
+            .write_stdin(format!("{weak}\n"))
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{weak:?}: {err}");
+    }
 
     let server = Server::start(data.path());
-    server
+    let bo = server
         .client()
         .login("bo@example.com", PASSWORD)
         .expect("bo signs in");
+    // A new password: the old one stops working and so do bo's sessions.
+    let new_password = "a much longer new passphrase";
+    cli()
+        .args([
+            "members",
+            "passwd",
+            "--email",
+            "bo@example.com",
+            "--password-stdin",
+        ])
+        .write_stdin("short\n")
+        .assert()
+        .code(2);
+    cli()
+        .args([
+            "members",
+            "passwd",
+            "--email",
+            "bo@example.com",
+            "--password-stdin",
+        ])
+        .write_stdin(format!("{new_password}\n"))
+        .assert()
+        .success();
+    cli()
+        .args([
+            "members",
+            "passwd",
+            "--email",
+            "nobody@example.com",
+            "--password-stdin",
+        ])
+        .write_stdin(format!("{new_password}\n"))
+        .assert()
+        .code(2);
+    let err = server
+        .client()
+        .with_token(bo.token)
+        .me()
+        .expect_err("the old session ended");
+    assert_eq!(err.status(), Some(401));
+    let err = server
+        .client()
+        .login("bo@example.com", PASSWORD)
+        .expect_err("the old password");
+    assert_eq!(err.status(), Some(401));
+    server
+        .client()
+        .login("bo@example.com", new_password)
+        .expect("bo signs in with the new password");
     cli()
         .args(["members", "remove", "bo@example.com"])
         .assert()
