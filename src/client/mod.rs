@@ -25,6 +25,29 @@ use crate::key::Secret;
 
 /// Most hashes or exposures in one request (the API's limit).
 pub const BATCH: usize = 1000;
+/// Most JSON bytes of exposures in one request: well under the API's 256 KiB body limit, since
+/// 1000 entries with long locations would not fit.
+pub const EXPOSURES_BATCH_BYTES: usize = 192 * 1024;
+
+/// `exposures` cut into runs that each fit one request.
+fn exposure_batches(exposures: &[ExposureReport]) -> Vec<&[ExposureReport]> {
+    // An entry's JSON: the four values plus about 80 bytes of names, quotes and time.
+    let size = |e: &ExposureReport| e.sha256.len() + e.source.len() + e.location.len() + 80;
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, e) in exposures.iter().enumerate() {
+        let n = size(e);
+        if i > start && (i - start == BATCH || bytes + n > EXPOSURES_BATCH_BYTES) {
+            out.push(&exposures[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += n;
+    }
+    if start < exposures.len() {
+        out.push(&exposures[start..]);
+    }
+    out
+}
 
 /// Attempts for a request that is safe to repeat.
 const RETRIES: u32 = 4;
@@ -280,14 +303,15 @@ impl Client {
         self.call(Method::POST, &path, Some(request))
     }
 
-    /// `POST /v1/keys/exposures` (in batches of [`BATCH`]): answers how many were new.
+    /// `POST /v1/keys/exposures` (in batches of at most [`BATCH`] entries and
+    /// [`EXPOSURES_BATCH_BYTES`] of JSON): answers how many were new.
     pub fn record_exposures(&self, exposures: &[ExposureReport]) -> Result<usize> {
         #[derive(serde::Deserialize)]
         struct Recorded {
             recorded: usize,
         }
         let mut total = 0;
-        for chunk in exposures.chunks(BATCH) {
+        for chunk in exposure_batches(exposures) {
             let r: Recorded = self.call_retry(
                 Method::POST,
                 "/v1/keys/exposures",
@@ -329,4 +353,34 @@ impl Client {
 /// Keep an id to one path segment.
 fn path_segment(id: &str) -> String {
     percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn exposure_batches_respect_count_and_size() {
+        let e = |len: usize| ExposureReport {
+            sha256: "0".repeat(64),
+            source: "offkey scan".into(),
+            location: "w".repeat(len),
+            seen_at: chrono::Utc::now(),
+        };
+        let small: Vec<_> = (0..2500).map(|_| e(10)).collect();
+        let b = exposure_batches(&small);
+        assert_eq!(
+            b.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            [1000, 1000, 500]
+        );
+        let big: Vec<_> = (0..1000).map(|_| e(500)).collect();
+        let b = exposure_batches(&big);
+        assert!(b.len() > 1);
+        assert_eq!(b.iter().map(|c| c.len()).sum::<usize>(), 1000);
+        for c in b {
+            let json = serde_json::to_vec(&serde_json::json!({ "exposures": c })).expect("json");
+            assert!(json.len() < 256 * 1024, "{}", json.len());
+        }
+        assert!(exposure_batches(&[]).is_empty());
+    }
 }

@@ -12,9 +12,11 @@ use super::error::ApiError;
 /// The most a request body may carry (spec/api.md: 413 over 64 KiB) ...
 pub const BODY_LIMIT: usize = 64 * 1024;
 /// ... except a lookup, whose 1000 hashes alone are about 67 KB of JSON ...
-pub const LOOKUP_BODY_LIMIT: usize = 128 * 1024;
-/// ... and an exposure report (1000 entries with locations of up to 500 characters).
-pub const EXPOSURES_BODY_LIMIT: usize = 1024 * 1024;
+pub const LOOKUP_BODY_LIMIT: usize = 256 * 1024;
+/// ... and an exposure report (up to 1000 entries; the client splits long ones further).
+pub const EXPOSURES_BODY_LIMIT: usize = 256 * 1024;
+/// The largest body any route takes (GitHub's secret scanning alerts: 1 MiB).
+pub const MAX_BODY_LIMIT: usize = 1024 * 1024;
 
 /// A required JSON body.
 #[derive(Debug)]
@@ -27,7 +29,7 @@ pub struct MaybeJson<T>(pub Option<T>);
 async fn read(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
     let (parts, body) = req.into_parts();
     // The route's RequestBodyLimitLayer sets the real limit; this is the backstop.
-    let bytes = axum::body::to_bytes(body, EXPOSURES_BODY_LIMIT)
+    let bytes = axum::body::to_bytes(body, MAX_BODY_LIMIT)
         .await
         .map_err(|_| ApiError::too_large())?;
     Ok((parts.headers, bytes))

@@ -21,7 +21,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::store::Store;
@@ -122,37 +121,167 @@ impl AppState {
     }
 }
 
+/// Who may call a route (spec/api.md, "Who may do what").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: health, sign-in, the pages and their assets.
+    Anonymous,
+    /// Any signed-in team member (a session token or the session cookie).
+    Member,
+    /// A signed-in admin.
+    Admin,
+    /// An integration, by API key (`/api/v1/` only).
+    Integration,
+}
+
+/// One route of the app: what it is and who may call it. [`router`] is built from
+/// [`routes`] alone, so the authorization test, which walks the same table, covers every
+/// route there is.
+pub struct Route {
+    /// The method.
+    pub method: axum::http::Method,
+    /// The path, with `{id}` for a key id.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// The largest body it takes.
+    pub body_limit: usize,
+    handler: axum::routing::MethodRouter<AppState>,
+}
+
+fn route<H, T>(
+    method: axum::http::Method,
+    path: &'static str,
+    access: Access,
+    body_limit: usize,
+    handler: H,
+) -> Route
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    let filter =
+        axum::routing::MethodFilter::try_from(method.clone()).expect("routes use standard methods");
+    Route {
+        method,
+        path,
+        access,
+        body_limit,
+        handler: axum::routing::on(filter, handler),
+    }
+}
+
+/// Every route of the app.
+pub fn routes() -> Vec<Route> {
+    use Access::{Admin, Anonymous, Integration, Member};
+    use axum::http::Method;
+    use json::{BODY_LIMIT, EXPOSURES_BODY_LIMIT, LOOKUP_BODY_LIMIT};
+    use routes::{integration, keys, pages, session};
+    vec![
+        route(
+            Method::GET,
+            "/healthz",
+            Anonymous,
+            BODY_LIMIT,
+            integration::healthz,
+        ),
+        route(
+            Method::GET,
+            "/api/v1/account",
+            Integration,
+            BODY_LIMIT,
+            integration::account,
+        ),
+        route(
+            Method::POST,
+            "/v1/session",
+            Anonymous,
+            BODY_LIMIT,
+            session::login,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/session",
+            Member,
+            BODY_LIMIT,
+            session::logout,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/sessions",
+            Member,
+            BODY_LIMIT,
+            session::logout_everywhere,
+        ),
+        route(Method::GET, "/v1/me", Member, BODY_LIMIT, session::me),
+        route(Method::GET, "/v1/keys", Admin, BODY_LIMIT, keys::list),
+        route(Method::POST, "/v1/keys", Admin, BODY_LIMIT, keys::create),
+        route(
+            Method::DELETE,
+            "/v1/keys/{id}",
+            Admin,
+            BODY_LIMIT,
+            keys::delete,
+        ),
+        route(
+            Method::POST,
+            "/v1/keys/{id}/rotate",
+            Admin,
+            BODY_LIMIT,
+            keys::rotate,
+        ),
+        route(
+            Method::POST,
+            "/v1/keys/lookup",
+            Admin,
+            LOOKUP_BODY_LIMIT,
+            keys::lookup,
+        ),
+        route(
+            Method::POST,
+            "/v1/keys/exposures",
+            Admin,
+            EXPOSURES_BODY_LIMIT,
+            keys::exposures,
+        ),
+        route(Method::GET, "/v1/audit", Admin, BODY_LIMIT, keys::audit),
+        route(Method::GET, "/", Anonymous, BODY_LIMIT, pages::root),
+        route(Method::GET, "/login", Anonymous, BODY_LIMIT, pages::login),
+        route(
+            Method::GET,
+            "/settings/api-keys",
+            Anonymous,
+            BODY_LIMIT,
+            pages::api_keys,
+        ),
+        route(
+            Method::GET,
+            "/assets/app.js",
+            Anonymous,
+            BODY_LIMIT,
+            pages::app_js,
+        ),
+        route(
+            Method::GET,
+            "/assets/app.css",
+            Anonymous,
+            BODY_LIMIT,
+            pages::app_css,
+        ),
+    ]
+}
+
 /// The whole app: API, integration API, pages and every layer.
 pub fn router(state: AppState) -> Router {
-    use routes::{integration, keys, pages, session};
-    // Bodies are limited to 64 KiB, except the two batch endpoints: 1000 hashes are about
-    // 67 KB of JSON, 1000 exposures with their locations up to about 600 KB.
-    let small = Router::new()
-        .route("/healthz", get(integration::healthz))
-        .route("/api/v1/account", get(integration::account))
-        .route("/v1/session", post(session::login).delete(session::logout))
-        .route("/v1/sessions", delete(session::logout_everywhere))
-        .route("/v1/me", get(session::me))
-        .route("/v1/keys", get(keys::list).post(keys::create))
-        .route("/v1/keys/{id}", delete(keys::delete))
-        .route("/v1/keys/{id}/rotate", post(keys::rotate))
-        .route("/v1/audit", get(keys::audit))
-        .route("/", get(pages::root))
-        .route("/login", get(pages::login))
-        .route("/settings/api-keys", get(pages::api_keys))
-        .route("/assets/app.js", get(pages::app_js))
-        .route("/assets/app.css", get(pages::app_css))
-        .layer(RequestBodyLimitLayer::new(json::BODY_LIMIT));
-    let lookup = Router::new()
-        .route("/v1/keys/lookup", post(keys::lookup))
-        .layer(RequestBodyLimitLayer::new(json::LOOKUP_BODY_LIMIT));
-    let exposures = Router::new()
-        .route("/v1/keys/exposures", post(keys::exposures))
-        .layer(RequestBodyLimitLayer::new(json::EXPOSURES_BODY_LIMIT));
-    small
-        .merge(lookup)
-        .merge(exposures)
-        .with_state(state)
+    let mut app = Router::new();
+    for r in routes() {
+        // Routes of one path merge; each keeps its own body limit.
+        app = app.route(
+            r.path,
+            r.handler.layer(RequestBodyLimitLayer::new(r.body_limit)),
+        );
+    }
+    app.with_state(state)
         // Layers run outside-in from the last added: log → headers → JSON errors → origin.
         .layer(axum::middleware::from_fn(middleware::same_origin))
         .layer(axum::middleware::from_fn(middleware::json_errors))
