@@ -1,11 +1,14 @@
 //! The GitHub Action and the pre-commit framework hook, run by the programs that really run
 //! them: GitHub's schemas (check-jsonschema) and zizmor for `action.yml` and the example
-//! workflow, and the `act` runner for the action itself. Each tool is installed by scripts/test.sh; a
+//! workflow, the `act` runner for the action itself, and `pre-commit` building the
+//! `language: rust` hook from this repository. Each tool is installed by scripts/test.sh; a
 //! test whose tool is missing fails and says what to install.
 //!
 //! offkey is built with cargo once per test run for both: the action's install step and
 //! pre-commit's `cargo install` share one target directory (`target/action-install`), with
-//! the release profile turned down to a quick unoptimised build.
+//! the release profile turned down to a quick unoptimised build, offline (`cargo test` has
+//! fetched every crate). pre-commit's `cargo install` has no `--locked`, so it may pick other
+//! versions of a few crates than Cargo.lock and build those again.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -545,4 +548,99 @@ fn action_runs_on_act_for_push_pull_request_and_dispatch() {
             assert_no_leak(&t, &[&k]);
         }
     }
+}
+
+/// A commit through the installed pre-commit framework, with the quick build environment.
+fn commit_with_hooks(dir: &Path, pc_home: &Path, msg: &str) -> Output {
+    let mut c = Command::new("git");
+    c.current_dir(dir)
+        .args(["commit", "-q", "-m", msg])
+        .env("GIT_AUTHOR_NAME", "Ana")
+        .env("GIT_AUTHOR_EMAIL", "ana@example.com")
+        .env("GIT_COMMITTER_NAME", "Ana")
+        .env("GIT_COMMITTER_EMAIL", "ana@example.com")
+        .env("PRE_COMMIT_HOME", pc_home)
+        .stdin(Stdio::null());
+    quick_build_env(&mut c);
+    c.output().expect("git commit runs")
+}
+
+#[test]
+fn pre_commit_builds_the_rust_hook_and_refuses_a_staged_key() {
+    let pc = tool("pre-commit", "pip install pre-commit");
+    tool("cargo", "a Rust toolchain");
+    let tmp = tempfile::tempdir().expect("tmp");
+    // The hook repository: this repository's files as a fresh git repo, pinned by commit.
+    let hooks = tmp.path().join("offkey");
+    std::fs::create_dir(&hooks).expect("mkdir");
+    git(&hooks, &["init", "-q", "-b", "main"]);
+    copy_source(&hooks);
+    git(&hooks, &["add", "-A"]);
+    git(&hooks, &["commit", "-q", "-m", "offkey"]);
+    let rev = git(&hooks, &["rev-parse", "HEAD"]);
+
+    let r = repo();
+    let d = r.path();
+    std::fs::write(
+        d.join(".pre-commit-config.yaml"),
+        format!(
+            "repos:\n  - repo: {}\n    rev: {rev}\n    hooks:\n      - id: offkey\n",
+            hooks.display()
+        ),
+    )
+    .expect("write");
+    commit_file(d, "README.md", "hello\n", "init");
+    let pc_home = tmp.path().join("pre-commit-home");
+    let o = Command::new(&pc)
+        .current_dir(d)
+        .arg("install")
+        .env("PRE_COMMIT_HOME", &pc_home)
+        .output()
+        .expect("pre-commit runs");
+    assert!(o.status.success(), "{}", text(&o));
+
+    let k = key();
+    std::fs::write(
+        d.join("settings.py"),
+        format!("DEBUG = False\nOFFSET_KEY = \"{k}\"\n"),
+    )
+    .expect("write");
+    git(d, &["add", "settings.py"]);
+    let started = std::time::Instant::now();
+    let o = commit_with_hooks(d, &pc_home, "settings");
+    eprintln!(
+        "pre-commit: first commit (builds the rust hook) took {:.0?}",
+        started.elapsed()
+    );
+    let out = text(&o);
+    assert!(
+        !o.status.success(),
+        "a commit with a staged key went through: {out}"
+    );
+    assert!(out.contains("offkey (Offset API keys)"), "{out}");
+    assert!(out.contains("settings.py:2:"), "{out}");
+    assert!(out.contains("oc_live_…"), "{out}");
+    assert_no_leak(&out, &[&k]);
+    assert!(
+        git(d, &["log", "--format=%s"])
+            .lines()
+            .all(|s| s != "settings"),
+        "the refused commit exists"
+    );
+    // The hook was built by the framework, into its own environment.
+    let built = std::fs::read_dir(&pc_home)
+        .expect("pre-commit home")
+        .flatten()
+        .any(|e| e.path().join("rustenv-system/bin/offkey").is_file());
+    assert!(built, "no offkey in pre-commit's rust environment");
+
+    // The key replaced by a reference: the commit goes through.
+    std::fs::write(
+        d.join("settings.py"),
+        "DEBUG = False\nOFFSET_KEY = os.environ[\"OFFSET_KEY\"]\n",
+    )
+    .expect("write");
+    git(d, &["add", "settings.py"]);
+    let o = commit_with_hooks(d, &pc_home, "settings");
+    assert!(o.status.success(), "{}", text(&o));
 }
