@@ -5,6 +5,7 @@ mod action;
 mod browser;
 mod common;
 mod integrations;
+mod leaks;
 mod scan;
 mod service;
 mod sources;

@@ -58,11 +58,16 @@ pub struct Server {
 impl Server {
     /// Start `offkey serve --listen 127.0.0.1:0 --data DIR` and wait for its address.
     pub fn start(data: &Path) -> Server {
+        Self::start_logging(data, "info")
+    }
+
+    /// [`Server::start`] with another log level (`OFFKEY_LOG`).
+    pub fn start_logging(data: &Path, level: &str) -> Server {
         let mut child = Command::new(offkey_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .env_remove("OFFKEY_DATA")
-            .env("OFFKEY_LOG", "info")
+            .env("OFFKEY_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
