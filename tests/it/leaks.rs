@@ -86,7 +86,7 @@ impl Scenario {
 }
 
 fn git(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new("git")
+    Command::new("git")
         .current_dir(dir)
         .args(args)
         .env("GIT_AUTHOR_NAME", "T")
@@ -94,8 +94,7 @@ fn git(dir: &Path, args: &[&str]) -> Output {
         .env("GIT_COMMITTER_NAME", "T")
         .env("GIT_COMMITTER_EMAIL", "t@example.com")
         .output()
-        .expect("git runs");
-    out
+        .expect("git runs")
 }
 
 /// Every file under `dir`, as bytes, with its path.
