@@ -41,6 +41,7 @@ struct Inner {
     limiter: LoginLimiter,
     session_ttl: chrono::Duration,
     account_name: String,
+    github: Option<Arc<routes::github::GithubAlerts>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -65,8 +66,22 @@ impl AppState {
                 limiter: LoginLimiter::default(),
                 session_ttl,
                 account_name: "Offset Commerce demo account".to_owned(),
+                github: None,
             }),
         }
+    }
+
+    /// Enable `POST /v1/secret-scanning/github` (before the state is shared).
+    pub fn with_github(mut self, github: routes::github::GithubAlerts) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("AppState is configured before it is cloned")
+            .github = Some(Arc::new(github));
+        self
+    }
+
+    /// The GitHub secret scanning settings, when enabled.
+    pub fn github(&self) -> Option<&Arc<routes::github::GithubAlerts>> {
+        self.inner.github.as_ref()
     }
 
     /// The store.
@@ -130,9 +145,13 @@ pub fn router(state: AppState) -> Router {
     let exposures = Router::new()
         .route("/v1/keys/exposures", post(keys::exposures))
         .layer(RequestBodyLimitLayer::new(json::EXPOSURES_BODY_LIMIT));
+    let github = Router::new()
+        .route("/v1/secret-scanning/github", post(routes::github::alert))
+        .layer(RequestBodyLimitLayer::new(routes::github::BODY_LIMIT));
     small
         .merge(lookup)
         .merge(exposures)
+        .merge(github)
         .with_state(state)
         // Layers run outside-in from the last added: log → headers → JSON errors → origin.
         .layer(axum::middleware::from_fn(middleware::same_origin))

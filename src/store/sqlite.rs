@@ -533,12 +533,14 @@ impl Store for SqliteStore {
                 .execute(params![ms(now), id])?;
             // Deleting a replacement that was never used cancels its rotation: the key it was
             // to replace keeps working with no deadline (the rotation assistant's rollback when
-            // the new key could not be delivered).
+            // the new key could not be delivered). Not for a key GitHub found in public: its
+            // deadline stands.
             if let (Some(old), None) = (&key.replaces, key.last_used_at) {
                 tx.prepare_cached(
-                    "UPDATE keys SET expires_at = NULL WHERE id = ?1 AND deleted_at IS NULL",
+                    "UPDATE keys SET expires_at = NULL WHERE id = ?1 AND deleted_at IS NULL
+                     AND NOT EXISTS (SELECT 1 FROM exposures WHERE key_id = ?1 AND source = ?2)",
                 )?
-                .execute(params![old])?;
+                .execute(params![old, super::PUBLIC_LEAK_SOURCE])?;
             }
             insert_audit(&tx, now, Some(actor), "delete", Some(id), Some(&key.memo))?;
             tx.commit()?;

@@ -3,6 +3,7 @@
 
 mod browser;
 mod common;
+mod github;
 mod integrations;
 mod scan;
 mod service;
