@@ -516,6 +516,33 @@ async fn rotate_mode_replaces_once_and_the_deadline_stands() {
         Some(expires),
         "the public key still expires"
     );
+    // The owner rotates the leaked key to get a usable replacement: the alert's deadline is
+    // never pushed back.
+    let usable = generate();
+    f.store
+        .rotate_key(
+            offkey::store::Rotation {
+                old_id: rec.id.clone(),
+                new: NewKey {
+                    id: new_id("key_"),
+                    sha256: usable.sha256(),
+                    last4: usable.last4().to_owned(),
+                    memo: String::new(),
+                    kind: KeyKind::Current,
+                    created_at: Utc::now(),
+                    created_by: None,
+                },
+                old_expires_at: Utc::now() + Duration::days(7),
+                until_first_use: false,
+            },
+            "admin@example.com",
+        )
+        .expect("rotate")
+        .expect("rotated");
+    assert_eq!(
+        status_of(f.store.as_ref(), &active).1.expires_at,
+        Some(expires)
+    );
     // After the grace period the key is refused.
     let later = f
         .store
@@ -589,7 +616,7 @@ async fn notify_url_receives_memo_and_last4_never_the_key() {
     let (url, rx) = listener();
     let f = fixture(LeakAction::Revoke, Some(&url));
     let active = generate();
-    new_key(f.store.as_ref(), "Payments webhook", &active);
+    let rec = new_key(f.store.as_ref(), "Payments webhook", &active);
     let (status, _) = signed(&f, alert(&[active.expose()])).await;
     assert_eq!(status, StatusCode::OK);
     let body = rx
@@ -600,6 +627,7 @@ async fn notify_url_receives_memo_and_last4_never_the_key() {
     assert!(text.contains("Payments webhook"), "{text}");
     assert!(text.contains(active.last4()), "{text}");
     assert!(text.contains("deleted"), "{text}");
+    assert!(text.contains(&rec.id), "{text}");
     assert!(!text.contains(active.expose()), "{text}");
 
     // A repeat sends nothing.

@@ -563,9 +563,10 @@ fn headers_json() -> HeaderMap {
 /// Post `{"text"}` to the notify URL in the background; a failure is logged, never answered.
 fn notify(http: reqwest::Client, url: reqwest::Url, o: &Outcome) {
     let text = format!(
-        "offkey: the API key \"{}\" ({}) was found public on GitHub at {} and {}.",
+        "offkey: the API key \"{}\" ({}, {}) was found public on GitHub at {} and {}.",
         o.key.memo,
         redacted(o.key.kind, &o.key.last4),
+        o.key.id,
         o.places.join(", "),
         o.done
     );
