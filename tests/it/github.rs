@@ -630,10 +630,21 @@ async fn notify_url_receives_memo_and_last4_never_the_key() {
     assert!(text.contains(&rec.id), "{text}");
     assert!(!text.contains(active.expose()), "{text}");
 
-    // A repeat sends nothing.
+    // A repeat sends nothing: the next notification to arrive is the next key's.
     let (status, _) = signed(&f, alert(&[active.expose()])).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(rx.recv_timeout(StdDuration::from_secs(2)).is_err());
+    let other = generate();
+    new_key(f.store.as_ref(), "Second integration", &other);
+    let (status, _) = signed(&f, alert(&[other.expose()])).await;
+    assert_eq!(status, StatusCode::OK);
+    let body = rx
+        .recv_timeout(StdDuration::from_secs(30))
+        .expect("a notification arrives");
+    let text = String::from_utf8(body).expect("utf-8");
+    assert!(
+        text.contains("Second integration"),
+        "a repeat notified: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -744,11 +755,64 @@ fn end_to_end_with_a_real_server_and_no_key_in_its_debug_log() {
         let found = offkey_keys_in(text);
         assert!(found.is_empty(), "key-shaped text in the {what}: {found:?}");
     }
-    let db = std::fs::read(data.path().join("keys.db")).expect("db");
-    let db = String::from_utf8_lossy(&db);
-    for t in &tokens[..2] {
-        assert!(!db.contains(t), "a key in the database file");
+    drop(store);
+    for file in ["keys.db", "keys.db-wal"] {
+        let Ok(db) = std::fs::read(data.path().join(file)) else {
+            continue;
+        };
+        let db = String::from_utf8_lossy(&db);
+        for t in &tokens[..2] {
+            assert!(!db.contains(t), "a key in {file}");
+        }
     }
+}
+
+#[test]
+fn serve_flags_are_checked_with_clear_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let keys = dir.path().join("github-keys.json");
+    write_keys(&keys, &[&GithubKey::new()]);
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = crate::common::offkey(dir.path())
+            .arg("serve")
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let k = keys.as_os_str();
+    let err = run(&[
+        "--github-keys".as_ref(),
+        k,
+        "--on-public-leak".as_ref(),
+        "rotate:forever".as_ref(),
+    ]);
+    assert!(
+        err.contains("rotate:forever") && err.contains("rotate:DURATION"),
+        "{err}"
+    );
+    let err = run(&[
+        "--github-keys".as_ref(),
+        k,
+        "--on-public-leak".as_ref(),
+        "rotate:31d".as_ref(),
+    ]);
+    assert!(err.contains("at most 30d"), "{err}");
+    let err = run(&[
+        "--notify-url".as_ref(),
+        "https://hooks.example.com/x".as_ref(),
+    ]);
+    assert!(err.contains("--github-keys"), "{err}");
+    std::fs::write(&keys, b"[]").expect("write");
+    let err = run(&["--github-keys".as_ref(), k]);
+    assert!(
+        err.contains("github-keys.json") && err.contains("GitHub's shape"),
+        "{err}"
+    );
 }
 
 /// Every whole current key in `text` (redacted forms are not keys).

@@ -318,13 +318,14 @@ struct Label {
     label: &'static str,
 }
 
-/// A place fit to store: keys scrubbed, no control characters, at most [`MAX_LOCATION`].
-fn location(url: &str, source: &str) -> String {
+/// A place fit to store: the reported key and anything key-shaped redacted, no control
+/// characters, at most [`MAX_LOCATION`] characters.
+fn location(url: &str, source: &str, key: &Secret) -> String {
     let url = url.trim();
     let text = if url.is_empty() {
         format!("github {}", source.trim())
     } else {
-        url.to_owned()
+        url.replace(key.expose(), &key.redacted())
     };
     scrub(&text)
         .chars()
@@ -478,8 +479,8 @@ pub async fn alert(
     for a in &alerts {
         let secret = Secret::parse(&a.token).ok();
         let hash = secret.as_ref().map(Secret::sha256);
-        if let Some(h) = &hash {
-            let place = location(&a.url, &a.source);
+        if let (Some(h), Some(secret)) = (&hash, &secret) {
+            let place = location(&a.url, &a.source, secret);
             let entry = reports.entry(h.clone()).or_insert_with(|| {
                 hashes.push(h.clone());
                 Vec::new()
@@ -596,11 +597,19 @@ mod tests {
     fn locations_are_scrubbed_and_bounded() {
         let key = crate::key::generate();
         let url = format!("https://github.com/o/r/blob/main/a.env?k={}", key.expose());
-        let place = location(&url, "content");
+        let place = location(&url, "content", &key);
         assert!(!place.contains(key.expose()), "{place}");
         assert!(place.contains(&key.last4().to_owned()), "{place}");
-        assert_eq!(location("", "gist"), "github gist");
-        assert_eq!(location(&"x".repeat(2000), "content").chars().count(), 500);
-        assert_eq!(location("a\nb", "content"), "a b");
+        // Glued to other characters, where no key-shape scrubber would see it.
+        let legacy = crate::key::Secret::parse("43daa2ac214ae4da6a592a611e7824e4").expect("legacy");
+        let url = format!("https://gist.github.com/x/{}abc", legacy.expose());
+        let place = location(&url, "gist_content", &legacy);
+        assert_eq!(place, "https://gist.github.com/x/…24e4abc");
+        assert_eq!(location("", "gist", &key), "github gist");
+        assert_eq!(
+            location(&"x".repeat(2000), "content", &key).chars().count(),
+            500
+        );
+        assert_eq!(location("a\nb", "content", &key), "a b");
     }
 }
