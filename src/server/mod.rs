@@ -147,7 +147,10 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(json::EXPOSURES_BODY_LIMIT));
     let github = Router::new()
         .route("/v1/secret-scanning/github", post(routes::github::alert))
-        .layer(RequestBodyLimitLayer::new(routes::github::BODY_LIMIT));
+        .layer(RequestBodyLimitLayer::new(routes::github::BODY_LIMIT))
+        .layer(axum::middleware::map_response(
+            routes::github::limit_message,
+        ));
     small
         .merge(lookup)
         .merge(exposures)

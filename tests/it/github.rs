@@ -396,8 +396,15 @@ async fn bad_signatures_and_unknown_identifiers_are_refused_and_change_nothing()
     }
     // Over 1 MiB: 413 before anything is read.
     let huge = vec![b' '; 1024 * 1024 + 1];
-    let (status, _) = signed(&f, huge).await;
+    let (status, answer) = signed(&f, huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer["error"]["code"], "body_too_large");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("1 MiB")),
+        "{answer}"
+    );
     assert_eq!(status_of(f.store.as_ref(), &active).0, LookupStatus::Active);
 }
 
@@ -727,6 +734,12 @@ fn end_to_end_with_a_real_server_and_no_key_in_its_debug_log() {
     );
     let res = send(body.clone(), github.sign(b"something else"));
     assert_eq!(res.status().as_u16(), 401);
+    // Over the limit, with a Content-Length: refused before the body is read.
+    let huge = vec![b' '; 1024 * 1024 + 1];
+    let res = send(huge.clone(), github.sign(&huge));
+    assert_eq!(res.status().as_u16(), 413);
+    let err: Value = res.json().expect("json error");
+    assert!(err.to_string().contains("1 MiB"), "{err}");
     let texts: Vec<String> = (0..2)
         .map(|_| {
             let b = rx

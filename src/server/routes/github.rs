@@ -551,6 +551,18 @@ pub async fn alert(
     ))
 }
 
+/// A 413 here names this endpoint's limit (the generic answer names the 64 KiB of the others).
+pub async fn limit_message(res: axum::response::Response) -> axum::response::Response {
+    if res.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return res;
+    }
+    axum::response::IntoResponse::into_response(ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "the request body is over 1 MiB, the limit of an alert",
+    ))
+}
+
 /// The body is parsed as JSON whatever its Content-Type: it is already proven to be GitHub's.
 fn headers_json() -> HeaderMap {
     let mut h = HeaderMap::new();
