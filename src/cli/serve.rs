@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use super::Outcome;
+use crate::server::routes::github::{GithubAlerts, LeakAction};
 use crate::server::{AppState, serve};
 use crate::store::{Store, default_data_dir};
 
@@ -44,6 +45,41 @@ pub struct ServeArgs {
     pub listen: String,
     #[command(flatten)]
     pub data: DataArgs,
+    /// Accept GitHub secret scanning alerts at POST /v1/secret-scanning/github, verified with
+    /// the public keys in FILE (GitHub's published JSON, re-read when it changes).
+    #[arg(long, value_name = "FILE")]
+    pub github_keys: Option<PathBuf>,
+    /// What to do with an active key GitHub found in public: revoke (delete it now),
+    /// rotate:DURATION (issue a replacement; the leaked key stops after DURATION, e.g. 1h, 7d)
+    /// or notify (record only).
+    #[arg(long, default_value = "revoke", value_name = "ACTION", value_parser = parse_leak_action, requires = "github_keys")]
+    pub on_public_leak: LeakAction,
+    /// POST a Slack-compatible {"text": ...} to URL for each key GitHub reports (memo and last
+    /// 4 only, never the key).
+    #[arg(long, value_name = "URL", requires = "github_keys")]
+    pub notify_url: Option<reqwest::Url>,
+}
+
+/// `revoke`, `notify` or `rotate:DURATION` (up to 30 days).
+fn parse_leak_action(s: &str) -> Result<LeakAction, String> {
+    let bad = || {
+        format!(
+            "{s:?}: expected revoke, notify or rotate:DURATION (e.g. rotate:1h, rotate:7d; at most 30d)"
+        )
+    };
+    match s {
+        "revoke" => Ok(LeakAction::Revoke),
+        "notify" => Ok(LeakAction::Notify),
+        _ => {
+            let secs = s
+                .strip_prefix("rotate:")
+                .and_then(crate::rotate::parse_duration)
+                .filter(|&n| n <= crate::server::routes::keys::MAX_GRACE_SECONDS)
+                .ok_or_else(bad)?;
+            let secs = i64::try_from(secs).map_err(|_| bad())?;
+            Ok(LeakAction::Rotate(chrono::Duration::seconds(secs)))
+        }
+    }
 }
 
 /// Run the service until SIGTERM or Ctrl-C; requests in flight finish first.
@@ -59,7 +95,11 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
         .try_init()
         .ok();
     let dir = args.data.dir()?;
-    let state = AppState::new(crate::store::open(&dir)?);
+    let mut state = AppState::new(crate::store::open(&dir)?);
+    if let Some(file) = &args.github_keys {
+        let github = GithubAlerts::new(file.clone(), args.on_public_leak, args.notify_url.clone())?;
+        state = state.with_github(github);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -71,6 +111,12 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
         let addr = listener.local_addr().context("no local address")?;
         eprintln!("offkey serve listening on http://{addr}");
         eprintln!("offkey serve data {}", dir.display());
+        if let Some(file) = &args.github_keys {
+            eprintln!(
+                "offkey serve GitHub secret scanning alerts at POST /v1/secret-scanning/github, keys {}",
+                file.display()
+            );
+        }
         serve(listener, state, shutdown_signal())
             .await
             .context("the server failed")?;

@@ -10,7 +10,7 @@ mod sink;
 use chrono::Utc;
 
 pub use journal::{Journal, State};
-pub use policy::{OldKeyPolicy, PolicyError};
+pub use policy::{OldKeyPolicy, PolicyError, parse_duration};
 pub use sink::{Sink, SinkError};
 
 use crate::client::{ApiKey, Client, ClientError, RotateRequest};

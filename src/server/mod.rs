@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::response::Response;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::store::Store;
@@ -43,6 +44,7 @@ struct Inner {
     limiter: LoginLimiter,
     session_ttl: chrono::Duration,
     account_name: String,
+    github: Option<Arc<routes::github::GithubAlerts>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -77,8 +79,22 @@ impl AppState {
                 limiter: LoginLimiter::default(),
                 session_ttl,
                 account_name: "Offset Commerce demo account".to_owned(),
+                github: None,
             }),
         }
+    }
+
+    /// Enable `POST /v1/secret-scanning/github` (before the state is shared).
+    pub fn with_github(mut self, github: routes::github::GithubAlerts) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("AppState is configured before it is cloned")
+            .github = Some(Arc::new(github));
+        self
+    }
+
+    /// The GitHub secret scanning settings, when enabled.
+    pub fn github(&self) -> Option<&Arc<routes::github::GithubAlerts>> {
+        self.inner.github.as_ref()
     }
 
     /// The store.
@@ -132,6 +148,8 @@ pub enum Access {
     Admin,
     /// An integration, by API key (`/api/v1/` only).
     Integration,
+    /// Anyone whose request carries a valid signature (GitHub's secret scanning alerts).
+    Signed,
 }
 
 /// One route of the app: what it is and who may call it. [`router`] is built from
@@ -173,7 +191,7 @@ where
 
 /// Every route of the app.
 pub fn routes() -> Vec<Route> {
-    use Access::{Admin, Anonymous, Integration, Member};
+    use Access::{Admin, Anonymous, Integration, Member, Signed};
     use axum::http::Method;
     use json::{BODY_LIMIT, EXPOSURES_BODY_LIMIT, LOOKUP_BODY_LIMIT};
     use routes::{integration, keys, pages, session};
@@ -245,6 +263,13 @@ pub fn routes() -> Vec<Route> {
             keys::exposures,
         ),
         route(Method::GET, "/v1/audit", Admin, BODY_LIMIT, keys::audit),
+        route(
+            Method::POST,
+            "/v1/secret-scanning/github",
+            Signed,
+            routes::github::BODY_LIMIT,
+            routes::github::alert,
+        ),
         route(Method::GET, "/", Anonymous, BODY_LIMIT, pages::root),
         route(Method::GET, "/login", Anonymous, BODY_LIMIT, pages::login),
         route(
@@ -271,14 +296,36 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
+/// A 413 that names the route's own limit (64 KiB, 256 KiB or 1 MiB).
+fn too_large_names(res: Response, limit: usize) -> Response {
+    if res.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        return res;
+    }
+    let size = if limit % (1024 * 1024) == 0 {
+        format!("{} MiB", limit / (1024 * 1024))
+    } else {
+        format!("{} KiB", limit / 1024)
+    };
+    axum::response::IntoResponse::into_response(ApiError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is over {size}, the limit of this endpoint"),
+    ))
+}
+
 /// The whole app: API, integration API, pages and every layer.
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new();
     for r in routes() {
-        // Routes of one path merge; each keeps its own body limit.
+        // Routes of one path merge; each keeps its own body limit, and its 413 names it.
+        let limit = r.body_limit;
         app = app.route(
             r.path,
-            r.handler.layer(RequestBodyLimitLayer::new(r.body_limit)),
+            r.handler.layer(RequestBodyLimitLayer::new(limit)).layer(
+                axum::middleware::map_response(move |res: Response| async move {
+                    too_large_names(res, limit)
+                }),
+            ),
         );
     }
     app.with_state(state)

@@ -56,6 +56,11 @@ pub enum Cancel {
         /// Its new deadline.
         deadline: Option<DateTime<Utc>>,
     },
+    /// The old key still works but was found in public (a GitHub alert): its deadline stands.
+    Stands {
+        /// The old key.
+        old_id: String,
+    },
     /// The old key had already stopped working: it stays refused.
     TooLate {
         /// The old key.
@@ -67,13 +72,18 @@ pub enum Cancel {
 /// rotation, restoring the old key only while the old key still works (`old_works_now`).
 /// `standing` are the deadlines asked for by the old key's other rotations that still stand
 /// (every replacement except the cancelled ones: deleted before their first use), so that
-/// cancelling one rotation never undoes another's deadline.
+/// cancelling one rotation never undoes another's deadline. A key found in public
+/// (`publicly_leaked`) is never restored.
 pub fn cancel_on_delete(
     new: &KeyRecord,
     old_works_now: bool,
+    publicly_leaked: bool,
     standing: impl IntoIterator<Item = DateTime<Utc>>,
 ) -> Cancel {
     match (&new.replaces, new.last_used_at) {
+        (Some(old_id), None) if old_works_now && publicly_leaked => Cancel::Stands {
+            old_id: old_id.clone(),
+        },
         (Some(old_id), None) if old_works_now => Cancel::Restore {
             old_id: old_id.clone(),
             deadline: standing.into_iter().min(),

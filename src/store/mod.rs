@@ -23,6 +23,10 @@ pub use model::{
 };
 pub use sqlite::SqliteStore;
 
+/// The exposure source of GitHub's secret scanning alerts. A key with such an exposure is
+/// public: deleting its never-used replacement does not lift its deadline.
+pub const PUBLIC_LEAK_SOURCE: &str = "github";
+
 /// Result of a store operation.
 pub type Result<T> = std::result::Result<T, StoreError>;
 

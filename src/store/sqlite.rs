@@ -587,7 +587,19 @@ impl Store for SqliteStore {
                         )?
                         .query_map(params![old_id, id], |r| r.get(0))?
                         .collect::<rusqlite::Result<_>>()?;
-                    lifecycle::cancel_on_delete(&key, old_works, standing.into_iter().map(time))
+                    // A key GitHub found in public keeps its deadline whatever happens to its
+                    // replacement.
+                    let leaked: bool = tx
+                        .prepare_cached(
+                            "SELECT EXISTS (SELECT 1 FROM exposures WHERE key_id = ?1 AND source = ?2)",
+                        )?
+                        .query_row(params![old_id, super::PUBLIC_LEAK_SOURCE], |r| r.get(0))?;
+                    lifecycle::cancel_on_delete(
+                        &key,
+                        old_works,
+                        leaked,
+                        standing.into_iter().map(time),
+                    )
                 }
             };
             match cancel {
@@ -604,6 +616,20 @@ impl Store for SqliteStore {
                                 d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                             )
                         )
+                    );
+                    insert_audit(
+                        &tx,
+                        now,
+                        Some(actor),
+                        "cancel_rotation",
+                        Some(&old_id),
+                        Some(&detail),
+                    )?;
+                }
+                Cancel::Stands { old_id } => {
+                    let detail = format!(
+                        "replacement {id} deleted before its first use; the old key was found in \
+                         public and its deadline stands"
                     );
                     insert_audit(
                         &tx,

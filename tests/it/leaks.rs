@@ -133,7 +133,7 @@ fn no_key_or_token_anywhere_after_a_full_scenario() {
     let w = work.path();
     add_member(data.path(), "ana@example.com", "admin", PASSWORD);
     add_member(data.path(), "bo@example.com", "member", PASSWORD);
-    let server = Server::start_logging(data.path(), "debug");
+    let server = Server::start_with(data.path(), &[], "debug");
     let mut s = Scenario {
         config: tempfile::tempdir().expect("tmp"),
         server_url: server.url.clone(),

@@ -1,5 +1,6 @@
 //! The handlers, one file per area of spec/api.md.
 
+pub mod github;
 pub mod integration;
 pub mod keys;
 pub mod pages;

@@ -1,6 +1,8 @@
 //! The authorization matrix, generated from the router's own route table ([`routes`]): every
 //! route against every kind of caller, so that a route cannot be added without being covered.
 
+use p256::pkcs8::EncodePublicKey as _;
+
 use super::*;
 use crate::server::{Access, routes};
 
@@ -45,6 +47,8 @@ fn may(access: Access, caller: Caller, changes_state: bool) -> bool {
             caller == Caller::Admin || (caller == Caller::AdminCookieWithoutCsrf && !changes_state)
         }
         Access::Integration => matches!(caller, Caller::ApiKey | Caller::ApiKeyHeader),
+        // Only a valid signature opens it, never a session or an API key.
+        Access::Signed => false,
     }
 }
 
@@ -122,6 +126,26 @@ async fn every_route_against_every_caller() {
             .expect("end")
     );
 
+    // The GitHub endpoint switched on, with a key of our own (so that its refusals are real).
+    let keys_file = f._dir.path().join("github-keys.json");
+    let public = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng)
+        .verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .expect("pem");
+    std::fs::write(
+        &keys_file,
+        json!({"public_keys": [{"key_identifier": "k1", "key": public, "is_current": true}]})
+            .to_string(),
+    )
+    .expect("write");
+    let alerts = crate::server::routes::github::GithubAlerts::new(
+        keys_file,
+        crate::server::routes::github::LeakAction::Revoke,
+        None,
+    )
+    .expect("keys load");
+    let app = router(AppState::new(f.store.clone()).with_github(alerts));
+
     let table = routes();
     assert!(table.len() >= 18, "the table lists every route");
     for r in &table {
@@ -150,7 +174,7 @@ async fn every_route_against_every_caller() {
                 Caller::RemovedMemberSession => Auth::Bearer(&removed_session),
                 Caller::DeletedKey => Auth::Bearer(&deleted_key),
             };
-            let a = call(&f.app, r.method.clone(), &path, auth, None).await;
+            let a = call(&app, r.method.clone(), &path, auth, None).await;
             let what = format!(
                 "{caller:?} on {} {}: {} {}",
                 r.method, r.path, a.status, a.text

@@ -58,16 +58,17 @@ pub struct Server {
 impl Server {
     /// Start `offkey serve --listen 127.0.0.1:0 --data DIR` and wait for its address.
     pub fn start(data: &Path) -> Server {
-        Self::start_logging(data, "info")
+        Server::start_with(data, &[], "info")
     }
 
-    /// [`Server::start`] with another log level (`OFFKEY_LOG`).
-    pub fn start_logging(data: &Path, level: &str) -> Server {
+    /// Start it with more arguments and another `OFFKEY_LOG` level.
+    pub fn start_with(data: &Path, args: &[std::ffi::OsString], log_level: &str) -> Server {
         let mut child = Command::new(offkey_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(args)
             .env_remove("OFFKEY_DATA")
-            .env("OFFKEY_LOG", level)
+            .env("OFFKEY_LOG", log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
