@@ -10,13 +10,13 @@ pub mod auth;
 pub mod error;
 pub mod json;
 pub mod middleware;
+pub mod net;
 pub mod password;
 pub mod ratelimit;
 pub mod routes;
 pub mod wire;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -25,20 +25,25 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::store::Store;
 pub use error::ApiError;
-use ratelimit::LoginLimiter;
+use net::{NetSettings, ServeOptions};
+use ratelimit::{MemoryLimiter, SignInLimiter};
 
 /// How long a session lasts by default: 12 hours.
 pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
 
-/// What every handler shares: the store, the sign-in limiter and settings.
+/// What every handler shares: the store, the sign-in limiter, the cap on password checks and
+/// settings.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     store: Arc<dyn Store>,
-    limiter: LoginLimiter,
+    limiter: Arc<dyn SignInLimiter>,
+    password_checks: Arc<tokio::sync::Semaphore>,
+    net: NetSettings,
     session_ttl: chrono::Duration,
     account_name: String,
 }
@@ -62,7 +67,11 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 store,
-                limiter: LoginLimiter::default(),
+                limiter: Arc::new(MemoryLimiter::default()),
+                password_checks: Arc::new(tokio::sync::Semaphore::new(
+                    net::DEFAULT_PASSWORD_CHECKS,
+                )),
+                net: NetSettings::default(),
                 session_ttl,
                 account_name: "Offset Commerce demo account".to_owned(),
             }),
@@ -74,9 +83,39 @@ impl AppState {
         &self.inner.store
     }
 
+    /// The same state with these network settings (and a password-check cap to match).
+    pub fn with_net(self, net: NetSettings) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.password_checks =
+            Arc::new(tokio::sync::Semaphore::new(net.max_password_checks.max(1)));
+        inner.net = net;
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The same state with another sign-in limiter.
+    pub fn with_limiter(self, limiter: Arc<dyn SignInLimiter>) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.limiter = limiter;
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// The sign-in limiter.
-    pub fn limiter(&self) -> &LoginLimiter {
+    pub fn limiter(&self) -> &Arc<dyn SignInLimiter> {
         &self.inner.limiter
+    }
+
+    /// Permits for password checks (argon2 takes 19 MiB each, so they are bounded).
+    pub fn password_checks(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.inner.password_checks
+    }
+
+    /// The network settings.
+    pub fn net(&self) -> &NetSettings {
+        &self.inner.net
     }
 
     /// How long a new session lasts.
@@ -133,26 +172,38 @@ pub fn router(state: AppState) -> Router {
     small
         .merge(lookup)
         .merge(exposures)
-        .with_state(state)
-        // Layers run outside-in from the last added: log → headers → JSON errors → origin.
+        .with_state(state.clone())
+        // Layers run outside-in from the last added: log → headers → JSON errors → host →
+        // origin.
         .layer(axum::middleware::from_fn(middleware::same_origin))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            middleware::public_host,
+        ))
         .layer(axum::middleware::from_fn(middleware::json_errors))
         .layer(axum::middleware::from_fn(middleware::headers))
         .layer(axum::middleware::from_fn(middleware::log))
 }
 
-/// Serve `state` on `listener` until `shutdown` completes; requests in flight finish first.
+/// Serve `state` on `listener` (plain HTTP, default timeouts) until `shutdown` completes;
+/// requests in flight finish first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, state, ServeOptions::default(), shutdown).await
+}
+
+/// Serve `state` on `listener` with these options (TLS, timeouts) until `shutdown` completes;
+/// requests in flight finish first.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    net::serve_connections(listener, router(state), options, shutdown).await
 }
 
 #[cfg(test)]
