@@ -4,6 +4,7 @@
 mod browser;
 mod common;
 mod integrations;
+mod network;
 mod scan;
 mod service;
 mod sources;

@@ -159,19 +159,19 @@ pub async fn login(
         .blocking(move |s| s.member_credentials(&lookup_email))
         .await?;
     let password = body.password;
-    let (member, known_email) = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        match creds {
-            Some(c) if password::verify(&password, &c.password_hash) => (Some(c.member), None),
-            Some(c) => (None, Some(c.member.email)),
-            None => {
-                password::verify_dummy(&password);
-                (None, None)
+    let (member, known_email) = state
+        .check_password(move || {
+            let _permit = permit;
+            match creds {
+                Some(c) if password::verify(&password, &c.password_hash) => (Some(c.member), None),
+                Some(c) => (None, Some(c.member.email)),
+                None => {
+                    password::verify_dummy(&password);
+                    (None, None)
+                }
             }
-        }
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?;
+        })
+        .await?;
     let now = Utc::now();
     let Some(member) = member else {
         attempt.finish(Outcome::Failure, Instant::now());
