@@ -537,6 +537,12 @@ fn nginx_in_front_the_limiter_sees_the_forwarded_client() {
     let example =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx.conf"))
             .expect("examples/nginx.conf");
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    assert!(
+        readme.contains(&example),
+        "README.md must show examples/nginx.conf as it is"
+    );
     let site = nginx_site(&example, port, &cert, &key, server.addr);
     std::fs::write(prefix.path().join("offkey.conf"), site).expect("site");
     let p = prefix.path().display();

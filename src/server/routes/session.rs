@@ -129,7 +129,15 @@ pub async fn login(
         Ok(a) => a,
         Err(refusal) => {
             audit_refusal(&state, &refusal, &email, &addr).await?;
-            return Ok(retry_after(ApiError::rate_limited(), refusal.retry_after));
+            let limited = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many sign-in attempts; try again in {} s",
+                    refusal.retry_after.as_secs()
+                ),
+            );
+            return Ok(retry_after(limited, refusal.retry_after));
         }
     };
     // At most this many argon2 checks (19 MiB each) at once; the permit is held by the check
