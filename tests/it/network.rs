@@ -311,6 +311,28 @@ fn a_client_that_stops_halfway_through_its_headers_is_closed() {
 }
 
 #[test]
+fn a_body_that_stops_coming_is_answered_408() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = Serve::start(
+        data.path(),
+        &["--listen", "127.0.0.1:0", "--body-timeout", "1"],
+    );
+    let mut slow = TcpStream::connect(server.addr).expect("connect");
+    slow.write_all(
+        b"POST /v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"email\":",
+    )
+    .expect("write");
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    let _ = slow.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+}
+
+#[test]
 fn a_silent_tls_client_is_closed_too() {
     let data = tempfile::tempdir().expect("temp dir");
     let certs = tempfile::tempdir().expect("temp dir");
