@@ -73,17 +73,11 @@ pub fn run(args: LoginArgs) -> Result<Outcome> {
         },
     };
     let client = Client::new(&server)?;
-    if let Some(rest) = client.base_url().strip_prefix("http://") {
-        let host = rest.split('/').next().unwrap_or("");
-        let local = ["localhost", "127.", "[::1]"]
-            .iter()
-            .any(|l| host.starts_with(l));
-        if !local {
-            eprintln!(
-                "warning: {} is plain http: the password and session token cross the network unencrypted",
-                client.base_url()
-            );
-        }
+    if plain_http_off_host(client.base_url()) {
+        eprintln!(
+            "warning: {} is plain http: the password and session token cross the network unencrypted",
+            client.base_url()
+        );
     }
     let password = super::members::read_password(args.password_stdin, false)?;
     let login = client.login(args.email.trim(), &password)?;
@@ -102,6 +96,26 @@ pub fn run(args: LoginArgs) -> Result<Outcome> {
         saved.display()
     );
     Ok(Outcome::Clean)
+}
+
+/// Whether `url` is plain `http://` to anything but this machine: the parsed host must be a
+/// loopback address or exactly `localhost` (not a name that merely starts with it, such as
+/// `localhost.evil.example`). An unparsable URL counts as remote.
+pub fn plain_http_off_host(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url.trim()) else {
+        return true;
+    };
+    if u.scheme() != "http" {
+        return false;
+    }
+    let Some(host) = u.host_str() else {
+        return true;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => !ip.is_loopback(),
+        Err(_) => !host.eq_ignore_ascii_case("localhost"),
+    }
 }
 
 /// End the saved session on the server and forget it.
@@ -125,4 +139,37 @@ pub fn run_logout(_args: LogoutArgs) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_http_off_host;
+
+    #[test]
+    fn only_loopback_or_exactly_localhost_is_local() {
+        for local in [
+            "http://localhost:8787",
+            "http://LOCALHOST:8787/",
+            "http://127.0.0.1:8787",
+            "http://127.9.9.9",
+            "http://[::1]:8787",
+            "https://keys.example.com",
+            "https://localhost.evil.example",
+        ] {
+            assert!(!plain_http_off_host(local), "{local}");
+        }
+        for remote in [
+            "http://localhost.evil.example",
+            "http://localhost.evil.example:8787",
+            "http://127.0.0.1.evil.example",
+            "http://127.attacker.example",
+            "http://[::1].evil.example",
+            "http://10.0.0.5:8787",
+            "http://keys.example.com",
+            "http://user@localhost.evil.example",
+            "not a url",
+        ] {
+            assert!(plain_http_off_host(remote), "{remote}");
+        }
+    }
 }

@@ -4,12 +4,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::Outcome;
+use crate::server::net::{NetSettings, PublicUrl, ServeOptions};
 use crate::server::routes::github::{GithubAlerts, LeakAction};
-use crate::server::{AppState, serve};
+use crate::server::{AppState, serve_with};
 use crate::store::{Store, default_data_dir};
 
 /// Where the key store lives.
@@ -40,9 +42,43 @@ impl DataArgs {
 /// Arguments of `offkey serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port; the address is printed on stderr).
+    /// Address to listen on (port 0 picks a free port; the address is printed on stderr). A
+    /// non-loopback address needs TLS (--tls-cert/--tls-key), an https --public-url (TLS ends
+    /// at a proxy in front) or --insecure-http.
     #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
     pub listen: String,
+    /// A reverse proxy whose X-Forwarded-For is believed (its last entry is the client's
+    /// address, for the sign-in limits); repeatable; an address or a CIDR range.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
+    /// The URL users reach the service at, e.g. https://keys.example.com: other Host headers
+    /// are refused (421), cookie changes must come from this origin, and with https the
+    /// session cookie is __Host-offkey_session with Secure.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address anyway (passwords and session tokens then
+    /// cross the network unencrypted).
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Password checks allowed at once (argon2 takes 19 MiB each); more sign-ins get 503.
+    #[arg(long, value_name = "N", default_value_t = crate::server::net::DEFAULT_PASSWORD_CHECKS,
+          value_parser = clap::value_parser!(usize))]
+    pub max_password_checks: usize,
+    /// Seconds allowed for a request's headers (and a TLS handshake); idle connections are
+    /// closed after it too.
+    #[arg(long, value_name = "SECONDS", hide = true, value_parser = parse_seconds,
+          default_value = "10")]
+    pub header_timeout: Duration,
+    /// Seconds allowed for a request's body.
+    #[arg(long, value_name = "SECONDS", hide = true, value_parser = parse_seconds,
+          default_value = "30")]
+    pub body_timeout: Duration,
     #[command(flatten)]
     pub data: DataArgs,
     /// Accept GitHub secret scanning alerts at POST /v1/secret-scanning/github, verified with
@@ -82,6 +118,45 @@ fn parse_leak_action(s: &str) -> Result<LeakAction, String> {
     }
 }
 
+fn parse_cidr(s: &str) -> std::result::Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an address or a CIDR range such as 10.0.0.0/8"))
+}
+
+fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0 && *v <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{s:?} is not a number of seconds between 0 and 86400"))
+}
+
+/// Refuse plain HTTP on an address other machines can reach, unless TLS ends at a proxy in
+/// front (an https public URL) or the operator insists.
+fn check_exposure(
+    addr: std::net::SocketAddr,
+    tls: bool,
+    public_url: Option<&PublicUrl>,
+    insecure_http: bool,
+) -> Result<()> {
+    if tls
+        || insecure_http
+        || addr.ip().is_loopback()
+        || public_url.is_some_and(PublicUrl::is_https)
+    {
+        return Ok(());
+    }
+    bail!(
+        "refusing to serve plain HTTP on {addr}, which is not a loopback address: passwords and session \
+         tokens would cross the network unencrypted. Add --tls-cert FILE --tls-key FILE to serve HTTPS, \
+         or --public-url https://… when a TLS proxy in front forwards to this address, or \
+         --insecure-http to insist"
+    )
+}
+
 /// Run the service until SIGTERM or Ctrl-C; requests in flight finish first.
 pub fn run(args: ServeArgs) -> Result<Outcome> {
     tracing_subscriber::fmt()
@@ -94,12 +169,26 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
         .with_target(false)
         .try_init()
         .ok();
+    let public_url = args
+        .public_url
+        .as_deref()
+        .map(PublicUrl::parse)
+        .transpose()?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::server::net::tls_config(cert, key)?),
+        _ => None,
+    };
+    let options = ServeOptions {
+        tls,
+        header_timeout: args.header_timeout,
+        body_timeout: args.body_timeout,
+    };
+    let net = NetSettings {
+        trusted_proxies: args.trusted_proxy.clone(),
+        public_url,
+        max_password_checks: args.max_password_checks.max(1),
+    };
     let dir = args.data.dir()?;
-    let mut state = AppState::new(crate::store::open(&dir)?);
-    if let Some(file) = &args.github_keys {
-        let github = GithubAlerts::new(file.clone(), args.on_public_leak, args.notify_url.clone())?;
-        state = state.with_github(github);
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -109,7 +198,24 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr().context("no local address")?;
-        eprintln!("offkey serve listening on http://{addr}");
+        check_exposure(
+            addr,
+            options.tls.is_some(),
+            net.public_url.as_ref(),
+            args.insecure_http,
+        )?;
+        let mut state = AppState::new(crate::store::open(&dir)?).with_net(net);
+        if let Some(file) = &args.github_keys {
+            let github =
+                GithubAlerts::new(file.clone(), args.on_public_leak, args.notify_url.clone())?;
+            state = state.with_github(github);
+        }
+        let scheme = if options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        eprintln!("offkey serve listening on {scheme}://{addr}");
         eprintln!("offkey serve data {}", dir.display());
         if let Some(file) = &args.github_keys {
             eprintln!(
@@ -117,7 +223,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
                 file.display()
             );
         }
-        serve(listener, state, shutdown_signal())
+        serve_with(listener, state, options, shutdown_signal())
             .await
             .context("the server failed")?;
         eprintln!("offkey serve stopped");

@@ -4,8 +4,9 @@
 //! and an API key never opens `/v1/`: each is looked up only among its own kind.
 //!
 //! CSRF: a request authenticated by the cookie whose method changes state must carry
-//! `X-Offkey-CSRF: 1` (a cross-site form cannot set a header); the `Origin` check for every
-//! state change is in [`super::middleware`].
+//! `X-Offkey-CSRF: 1` (a cross-site form cannot set a header), and with `--public-url` an
+//! `Origin` equal to that URL's; the `Origin` check for every state change is in
+//! [`super::middleware`].
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -16,7 +17,8 @@ use super::error::ApiError;
 use crate::key::sha256_hex;
 use crate::store::{Member, Role};
 
-/// The session cookie's name.
+/// The session cookie's name without an https `--public-url` (with one it is
+/// `__Host-offkey_session`: [`super::net::NetSettings::cookie_name`]).
 pub const SESSION_COOKIE: &str = "offkey_session";
 /// The header a cookie-authenticated state change must carry, with value `1`.
 pub const CSRF_HEADER: &str = "x-offkey-csrf";
@@ -54,15 +56,15 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The session cookie's value, if sent.
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The value of the session cookie called `name`, if sent.
+pub fn session_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim())
         .filter(|v| !v.is_empty())
 }
@@ -77,7 +79,7 @@ impl FromRequestParts<AppState> for SessionCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let (token, via_cookie) = match bearer(&parts.headers) {
             Some(t) => (t, false),
-            None => match session_cookie(&parts.headers) {
+            None => match session_cookie(&parts.headers, state.net().cookie_name()) {
                 Some(t) => (t, true),
                 None => return Err(ApiError::unauthenticated()),
             },
@@ -92,6 +94,22 @@ impl FromRequestParts<AppState> for SessionCaller {
             return Err(ApiError::csrf(
                 "a change made with the session cookie must carry the header X-Offkey-CSRF: 1",
             ));
+        }
+        // Behind a public URL the origin is known, so a cookie change must say it comes from it
+        // (the middleware only refuses a foreign Origin; here a missing one is refused too).
+        if let Some(url) = &state.net().public_url {
+            if via_cookie
+                && changes_state(&parts.method)
+                && !parts
+                    .headers
+                    .get(header::ORIGIN)
+                    .and_then(|o| o.to_str().ok())
+                    .is_some_and(|o| url.origin_matches(o))
+            {
+                return Err(ApiError::csrf(
+                    "a change made with the session cookie must come from the public URL's origin (Origin header)",
+                ));
+            }
         }
         let token_sha256 = sha256_hex(token.as_bytes());
         let hash = token_sha256.clone();

@@ -31,8 +31,30 @@ async fn read(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
     // The route's RequestBodyLimitLayer sets the real limit; this is the backstop.
     let bytes = axum::body::to_bytes(body, MAX_BODY_LIMIT)
         .await
-        .map_err(|_| ApiError::too_large())?;
+        .map_err(|e| {
+            if is_timeout(&e) {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body did not arrive in time",
+                )
+            } else {
+                ApiError::too_large()
+            }
+        })?;
     Ok((parts.headers, bytes))
+}
+
+/// Whether reading the body failed because the server's body timeout ran out.
+fn is_timeout(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

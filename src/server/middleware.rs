@@ -1,40 +1,70 @@
-//! Layers around every route: the request log (method, path, status, latency; never headers,
-//! query or body), the security headers, `Cache-Control: no-store` on API answers, the `Origin`
+//! Layers around every route: the request log (method, path and query with anything key- or
+//! token-shaped redacted, status, latency; never headers or body), the `Host` check against
+//! `--public-url`, the security headers, `Cache-Control: no-store` on API answers, the `Origin`
 //! check on state changes, and the rewrite of bare error answers (from routing or the body
 //! limit) into the API's JSON error shape.
 
 use std::time::Instant;
 
-use axum::extract::Request;
-use axum::http::{HeaderValue, Method, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::{ApiError, code_for_status};
+use super::{AppState, net};
 
 /// The Content-Security-Policy of every answer.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
-/// A path fit for the log: any segment shaped like a key is shown redacted.
-fn loggable_path(path: &str) -> String {
-    path.split('/')
-        .map(|seg| {
-            let b = seg.as_bytes();
-            if crate::key::is_current(b) || crate::key::is_legacy_shape(b) || seg.len() > 40 {
-                "…".to_owned()
-            } else {
-                seg.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+/// Runs of these characters at least [`SECRET_RUN`] long are what keys (46 characters, or 32 hex
+/// for legacy keys) and session tokens (43 base64url characters) look like.
+fn secret_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// The shortest run of [`secret_char`]s taken for a secret: a legacy key's 32 hex characters.
+/// Ids (`key_` and 16 characters) and ordinary words stay readable.
+const SECRET_RUN: usize = 32;
+
+/// A path and query fit for the log: percent-decoded (so an encoded key is seen too), every
+/// key- or token-shaped run anywhere in it (not only whole segments) shown as `…`, and control
+/// characters as `?`.
+fn loggable_target(path: &str, query: Option<&str>) -> String {
+    let mut raw = path.to_owned();
+    if let Some(q) = query {
+        raw.push('?');
+        raw.push_str(q);
+    }
+    // `+` in a query is a space to a form decoder; it is not a secret character either way.
+    let decoded = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy();
+    let mut out = String::with_capacity(decoded.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= SECRET_RUN {
+            out.push('…');
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in decoded.chars() {
+        if secret_char(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(if c.is_control() { '?' } else { c });
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// Log each request: method, path, status, latency.
 pub async fn log(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let path = loggable_path(req.uri().path());
+    let path = loggable_target(req.uri().path(), req.uri().query());
     let res = next.run(req).await;
     tracing::info!(
         method = %method,
@@ -92,6 +122,21 @@ pub async fn same_origin(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// With `--public-url`, refuse (421) a request whose `Host` is not that URL's: a page on another
+/// name resolving to this server (DNS rebinding) gets nothing. `/healthz` stays open to load
+/// balancers that probe by address.
+pub async fn public_host(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().path() != "/healthz" && !net::host_allowed(req.headers(), state.net()) {
+        return ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "misdirected_request",
+            "this server answers only at its public URL (the Host header names another)",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// Turn an error answer without a JSON body into the API's error shape.
 pub async fn json_errors(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
@@ -128,13 +173,5 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn key_shaped_path_segments_are_not_logged() {
-        let p = super::loggable_path(
-            "/api/v1/oc_live_0123456789ABCDEFGHIJKLMNOPQRSTUV1ggZdL/43daa2ac214ae4da6a592a611e7824e4",
-        );
-        assert_eq!(p, "/api/v1/…/…");
-        assert_eq!(super::loggable_path("/v1/keys/key_abc"), "/v1/keys/key_abc");
-    }
-}
+#[path = "middleware_tests.rs"]
+mod tests;

@@ -11,13 +11,13 @@ pub mod clock;
 pub mod error;
 pub mod json;
 pub mod middleware;
+pub mod net;
 pub mod password;
 pub mod ratelimit;
 pub mod routes;
 pub mod wire;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -27,21 +27,27 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::store::Store;
 use clock::{Clock, SystemClock};
 pub use error::ApiError;
-use ratelimit::LoginLimiter;
+use net::{NetSettings, ServeOptions};
+use ratelimit::{MemoryLimiter, SignInLimiter};
 
 /// How long a session lasts by default: 12 hours.
 pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
 
-/// What every handler shares: the store, the sign-in limiter and settings.
+/// What every handler shares: the store, the sign-in limiter, the cap on password checks and
+/// settings.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    limiter: LoginLimiter,
+    limiter: Arc<dyn SignInLimiter>,
+    password_checks: Arc<tokio::sync::Semaphore>,
+    password_threads: Option<Arc<rayon::ThreadPool>>,
+    net: NetSettings,
     session_ttl: chrono::Duration,
     account_name: String,
     github: Option<Arc<routes::github::GithubAlerts>>,
@@ -76,7 +82,12 @@ impl AppState {
             inner: Arc::new(Inner {
                 store,
                 clock,
-                limiter: LoginLimiter::default(),
+                limiter: Arc::new(MemoryLimiter::default()),
+                password_checks: Arc::new(tokio::sync::Semaphore::new(
+                    net::DEFAULT_PASSWORD_CHECKS,
+                )),
+                password_threads: password_threads(net::DEFAULT_PASSWORD_CHECKS),
+                net: NetSettings::default(),
                 session_ttl,
                 account_name: "Offset Commerce demo account".to_owned(),
                 github: None,
@@ -107,9 +118,63 @@ impl AppState {
         self.inner.clock.now()
     }
 
+    /// The same state with these network settings (and a password-check cap to match).
+    pub fn with_net(self, net: NetSettings) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.password_checks =
+            Arc::new(tokio::sync::Semaphore::new(net.max_password_checks.max(1)));
+        inner.password_threads = password_threads(net.max_password_checks.max(1));
+        inner.net = net;
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The same state with another sign-in limiter.
+    pub fn with_limiter(self, limiter: Arc<dyn SignInLimiter>) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.limiter = limiter;
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// The sign-in limiter.
-    pub fn limiter(&self) -> &LoginLimiter {
+    pub fn limiter(&self) -> &Arc<dyn SignInLimiter> {
         &self.inner.limiter
+    }
+
+    /// Permits for password checks (argon2 takes 19 MiB each, so they are bounded).
+    pub fn password_checks(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.inner.password_checks
+    }
+
+    /// Run a password check (argon2) on the password threads, one per permit of
+    /// [`Self::password_checks`]: a few long-lived threads reuse their allocator arenas, where
+    /// checks on ever-new blocking-pool threads left 19 MiB behind in each (a 200-sign-in burst
+    /// peaked at 174 MB with 3 permits).
+    pub async fn check_password<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        match &self.inner.password_threads {
+            Some(pool) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                pool.spawn(move || {
+                    let _ = tx.send(f());
+                });
+                rx.await.map_err(|e| ApiError::internal(&e))
+            }
+            None => tokio::task::spawn_blocking(f)
+                .await
+                .map_err(|e| ApiError::internal(&e)),
+        }
+    }
+
+    /// The network settings.
+    pub fn net(&self) -> &NetSettings {
+        &self.inner.net
     }
 
     /// How long a new session lasts.
@@ -296,6 +361,22 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
+/// `n` threads for password checks, or none (checks then go to the blocking pool) if the
+/// system refuses threads.
+fn password_threads(n: usize) -> Option<Arc<rayon::ThreadPool>> {
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("offkey-password-{i}"))
+        .build()
+    {
+        Ok(pool) => Some(Arc::new(pool)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no password-check threads; using the blocking pool");
+            None
+        }
+    }
+}
+
 /// A 413 that names the route's own limit (64 KiB, 256 KiB or 1 MiB).
 fn too_large_names(res: Response, limit: usize) -> Response {
     if res.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE {
@@ -328,26 +409,38 @@ pub fn router(state: AppState) -> Router {
             ),
         );
     }
-    app.with_state(state)
-        // Layers run outside-in from the last added: log → headers → JSON errors → origin.
+    app.with_state(state.clone())
+        // Layers run outside-in from the last added: log → headers → JSON errors → host →
+        // origin.
         .layer(axum::middleware::from_fn(middleware::same_origin))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            middleware::public_host,
+        ))
         .layer(axum::middleware::from_fn(middleware::json_errors))
         .layer(axum::middleware::from_fn(middleware::headers))
         .layer(axum::middleware::from_fn(middleware::log))
 }
 
-/// Serve `state` on `listener` until `shutdown` completes; requests in flight finish first.
+/// Serve `state` on `listener` (plain HTTP, default timeouts) until `shutdown` completes;
+/// requests in flight finish first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with(listener, state, ServeOptions::default(), shutdown).await
+}
+
+/// Serve `state` on `listener` with these options (TLS, timeouts) until `shutdown` completes;
+/// requests in flight finish first.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    net::serve_connections(listener, router(state), options, shutdown).await
 }
 
 #[cfg(test)]

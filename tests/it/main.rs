@@ -7,6 +7,7 @@ mod common;
 mod github;
 mod integrations;
 mod leaks;
+mod network;
 mod scan;
 mod service;
 mod sources;

@@ -81,12 +81,15 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                // Into the log first, so the log holds the line once the address is known.
+                {
+                    let mut l = sink.lock().expect("log lock");
+                    l.push_str(&line);
+                    l.push('\n');
+                }
                 if let Some(url) = line.strip_prefix("offkey serve listening on ") {
                     let _ = tx.send(url.trim().to_owned());
                 }
-                let mut l = sink.lock().expect("log lock");
-                l.push_str(&line);
-                l.push('\n');
             }
         });
         let url = match rx.recv_timeout(Duration::from_secs(60)) {
