@@ -69,7 +69,7 @@ pub enum Command {
     /// Write a commented starter .offkey.toml.
     Init(extras::InitArgs),
     /// Run the key service: HTTP API, Settings → API Keys page, embedded key store.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Manage team members on the server host (direct store access).
     #[command(subcommand)]
     Members(members::MembersCommand),
@@ -106,7 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Completions(args) => extras::completions(args),
         Command::Man => extras::man(),
         Command::Init(args) => extras::init(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Members(cmd) => members::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Login(args) => login::run(args),
