@@ -1239,5 +1239,6 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     assert_eq!(keys[0].memo, "in flight");
 }
 
+mod blocking;
 mod lifecycle;
 mod matrix;
