@@ -647,58 +647,30 @@ impl Store for SqliteStore {
                     )
                 }
             };
+            // What the cancel says in the audit log, once for every outcome.
+            let said = |old_id: &str, what: &str| {
+                let detail = format!("replacement {id} deleted before its first use; {what}");
+                insert_audit(&tx, now, Some(actor), "cancel_rotation", Some(old_id), Some(&detail))
+            };
             match cancel {
                 Cancel::None => {}
                 Cancel::Restore { old_id, deadline } => {
                     tx.prepare_cached("UPDATE keys SET expires_at = ?1 WHERE id = ?2")?
                         .execute(params![deadline.map(ms), old_id])?;
-                    let detail = format!(
-                        "replacement {id} deleted before its first use; the old key works {}",
-                        deadline.map_or_else(
-                            || "again with no deadline".to_owned(),
-                            |d| format!(
-                                "until {}",
-                                d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                            )
-                        )
+                    let works = deadline.map_or_else(
+                        || "again with no deadline".to_owned(),
+                        |d| format!("until {}", d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                     );
-                    insert_audit(
-                        &tx,
-                        now,
-                        Some(actor),
-                        "cancel_rotation",
-                        Some(&old_id),
-                        Some(&detail),
-                    )?;
+                    said(&old_id, &format!("the old key works {works}"))?;
                 }
-                Cancel::Stands { old_id } => {
-                    let detail = format!(
-                        "replacement {id} deleted before its first use; the old key was found in \
-                         public and its deadline stands"
-                    );
-                    insert_audit(
-                        &tx,
-                        now,
-                        Some(actor),
-                        "cancel_rotation",
-                        Some(&old_id),
-                        Some(&detail),
-                    )?;
-                }
-                Cancel::TooLate { old_id } => {
-                    let detail = format!(
-                        "replacement {id} deleted before its first use; the old key had already \
-                         stopped working and stays revoked"
-                    );
-                    insert_audit(
-                        &tx,
-                        now,
-                        Some(actor),
-                        "cancel_rotation",
-                        Some(&old_id),
-                        Some(&detail),
-                    )?;
-                }
+                Cancel::Stands { old_id } => said(
+                    &old_id,
+                    "the old key was found in public and its deadline stands",
+                )?,
+                Cancel::TooLate { old_id } => said(
+                    &old_id,
+                    "the old key had already stopped working and stays revoked",
+                )?,
             }
             tx.commit()?;
             Ok(Some(KeyRecord {
