@@ -3,6 +3,7 @@
 
 mod browser;
 mod common;
+mod documents;
 mod integrations;
 mod scan;
 mod service;
