@@ -162,3 +162,265 @@ fn word_keys_split_across_runs_behind_references_in_headers_comments_and_deletio
     let m = one(&split, "macro.docm");
     assert_eq!(m["location"]["source"], "document");
 }
+
+const CT: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/></Types>"#;
+
+fn rels(list: &[(&str, &str, &str)]) -> String {
+    let mut s = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">"#,
+    );
+    for (id, ty, target) in list {
+        s.push_str(&format!(
+            r#"<Relationship Id="{id}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/{ty}" Target="{target}"/>"#
+        ));
+    }
+    s + "</Relationships>"
+}
+
+/// A workbook: sheet "Budget" with a shared string key split in rich-text runs (B7), an inline
+/// string behind references (C3), a key in a formula (D4) and in a cell comment (E9); sheet
+/// "Notes" with a decoy.
+pub fn xlsx(shared: &str, inline: &str, formula: &str, comment: &str, decoy: &str) -> Vec<u8> {
+    const S: &str = r#"xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main""#;
+    let workbook = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><workbook {S} xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Budget" sheetId="1" r:id="rId1"/><sheet name="Notes" sheetId="2" r:id="rId2"/></sheets></workbook>"#
+    );
+    let sst = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><sst {S} count="2" uniqueCount="2"><si><t>Label</t></si><si><r><t>{}</t></r><r><rPr><b/></rPr><t>{}</t></r></si></sst>"#,
+        &shared[..13],
+        &shared[13..]
+    );
+    let sheet1 = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><worksheet {S}><sheetData><row r="1"><c r="A1" t="s"><v>0</v></c></row><row r="3"><c r="C3" t="inlineStr"><is><t>{}</t></is></c></row><row r="4"><c r="D4" t="str"><f>HYPERLINK("https://api.example/?key={formula}")</f><v>link</v></c></row><row r="7"><c r="B7" t="s"><v>1</v></c></row></sheetData></worksheet>"#,
+        entities(inline)
+    );
+    let sheet2 = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><worksheet {S}><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>{decoy}</t></is></c></row></sheetData></worksheet>"#
+    );
+    let comments = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><comments {S}><authors><author>Dana</author></authors><commentList><comment ref="E9" authorId="0"><text><r><t>use {}</t></r><r><t>{}</t></r></text></comment></commentList></comments>"#,
+        &comment[..10],
+        &comment[10..]
+    );
+    zip_of(&[
+        ("[Content_Types].xml", CT),
+        (
+            "_rels/.rels",
+            &rels(&[("rId1", "officeDocument", "xl/workbook.xml")]),
+        ),
+        ("xl/workbook.xml", &workbook),
+        (
+            "xl/_rels/workbook.xml.rels",
+            &rels(&[
+                ("rId1", "worksheet", "worksheets/sheet1.xml"),
+                ("rId2", "worksheet", "worksheets/sheet2.xml"),
+                ("rId3", "sharedStrings", "sharedStrings.xml"),
+            ]),
+        ),
+        ("xl/sharedStrings.xml", &sst),
+        ("xl/worksheets/sheet1.xml", &sheet1),
+        (
+            "xl/worksheets/_rels/sheet1.xml.rels",
+            &rels(&[("rId1", "comments", "../comments1.xml")]),
+        ),
+        ("xl/worksheets/sheet2.xml", &sheet2),
+        ("xl/comments1.xml", &comments),
+    ])
+}
+
+#[test]
+fn spreadsheet_keys_name_their_sheet_and_cell() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let keys: Vec<String> = (0..4).map(|_| current_key()).collect();
+    let decoy = bad_checksum(&current_key());
+    let x = xlsx(&keys[0], &keys[1], &keys[2], &keys[3], &decoy);
+    std::fs::write(dir.path().join("budget.xlsx"), &x).expect("write");
+    std::fs::write(dir.path().join("budget.xlsm"), &x).expect("write");
+    let r = scan(dir.path());
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    let mut all = keys.clone();
+    all.push(decoy.clone());
+    assert_no_key_leak(&[&r.stdout, &r.stderr], &all);
+    let f = r.findings();
+    assert!(by_key(&f, &decoy).is_empty(), "{f:?}");
+    for (k, cell, part, enc) in [
+        (&keys[0], "B7", "xl/worksheets/sheet1.xml", "plain"),
+        (&keys[1], "C3", "xl/worksheets/sheet1.xml", "xml-entity"),
+        (&keys[2], "D4", "xl/worksheets/sheet1.xml", "plain"),
+        (&keys[3], "E9", "xl/comments1.xml", "plain"),
+    ] {
+        for path in ["budget.xlsx", "budget.xlsm"] {
+            let g: Vec<_> = by_key(&f, k)
+                .into_iter()
+                .filter(|x| x["location"]["path"] == path)
+                .collect();
+            assert_eq!(g.len(), 1, "{cell} in {path}: {f:?}");
+            let l = &g[0]["location"];
+            assert_eq!(l["source"], "document");
+            assert_eq!(l["sheet"], "Budget");
+            assert_eq!(l["cell"], cell);
+            assert_eq!(l["part"], part);
+            assert_eq!(g[0]["encoding"], enc, "{cell}");
+        }
+    }
+}
+
+/// A presentation whose first slide (in the presentation's order) is the file `slide2.xml`;
+/// `slide1.xml` (the second slide) holds a key split across runs, the first slide's notes
+/// another.
+pub fn pptx(on_slide: &str, in_notes: &str) -> Vec<u8> {
+    const P: &str = r#"xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships""#;
+    let pres = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><p:presentation {P}><p:sldIdLst><p:sldId id="256" r:id="rId3"/><p:sldId id="257" r:id="rId2"/></p:sldIdLst></p:presentation>"#
+    );
+    let slide = |text: &str| {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><p:sld {P}><p:cSld><p:spTree><p:sp><p:txBody><a:p>{text}</a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>"#
+        )
+    };
+    let runs = format!(
+        "<a:r><a:t>key: {}</a:t></a:r><a:r><a:rPr b=\"1\"/><a:t>{}</a:t></a:r>",
+        &on_slide[..12],
+        &on_slide[12..]
+    );
+    let notes = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><p:notes {P}><p:cSld><p:spTree><p:sp><p:txBody><a:p><a:r><a:t>say {in_notes}</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:notes>"#
+    );
+    zip_of(&[
+        ("[Content_Types].xml", CT),
+        (
+            "_rels/.rels",
+            &rels(&[("rId1", "officeDocument", "ppt/presentation.xml")]),
+        ),
+        ("ppt/presentation.xml", &pres),
+        (
+            "ppt/_rels/presentation.xml.rels",
+            &rels(&[
+                ("rId2", "slide", "slides/slide1.xml"),
+                ("rId3", "slide", "slides/slide2.xml"),
+            ]),
+        ),
+        ("ppt/slides/slide1.xml", &slide(&runs)),
+        (
+            "ppt/slides/slide2.xml",
+            &slide("<a:r><a:t>Agenda</a:t></a:r>"),
+        ),
+        (
+            "ppt/slides/_rels/slide2.xml.rels",
+            &rels(&[("rId1", "notesSlide", "../notesSlides/notesSlide1.xml")]),
+        ),
+        ("ppt/notesSlides/notesSlide1.xml", &notes),
+    ])
+}
+
+#[test]
+fn presentation_keys_name_their_slide_in_the_presentations_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (a, b) = (current_key(), current_key());
+    std::fs::write(dir.path().join("deck.pptx"), pptx(&a, &b)).expect("write");
+    let r = scan(dir.path());
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert_no_key_leak(&[&r.stdout, &r.stderr], &[a.clone(), b.clone()]);
+    let f = r.findings();
+    let s = by_key(&f, &a);
+    assert_eq!(s.len(), 1, "{f:?}");
+    assert_eq!(s[0]["location"]["slide"], 2);
+    assert_eq!(s[0]["location"]["part"], "ppt/slides/slide1.xml");
+    let n = by_key(&f, &b);
+    assert_eq!(n.len(), 1, "{f:?}");
+    assert_eq!(n[0]["location"]["slide"], 1);
+    assert_eq!(n[0]["location"]["part"], "ppt/notesSlides/notesSlide1.xml");
+}
+
+const ODF_NS: &str = r#"xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:of="urn:oasis:names:tc:opendocument:xmlns:of:1.2" office:version="1.3""#;
+
+/// An OpenDocument file of `mime` type whose `office:body` holds `body`.
+pub fn odf(mime: &str, body: &str) -> Vec<u8> {
+    let content = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content {ODF_NS}><office:body>{body}</office:body></office:document-content>"#
+    );
+    let manifest = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.3"><manifest:file-entry manifest:full-path="/" manifest:media-type="{mime}"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#
+    );
+    zip_of(&[
+        ("mimetype", mime),
+        ("content.xml", &content),
+        ("META-INF/manifest.xml", &manifest),
+    ])
+}
+
+pub fn odt(paragraphs: &[String]) -> Vec<u8> {
+    let ps: String = paragraphs
+        .iter()
+        .map(|p| format!("<text:p>{p}</text:p>"))
+        .collect();
+    odf(
+        "application/vnd.oasis.opendocument.text",
+        &format!("<office:text>{ps}</office:text>"),
+    )
+}
+
+/// A spreadsheet "Keys": C1 (after two repeated empty cells) holds `a` split in spans, A5
+/// (after three repeated empty rows) a formula with `b` and an annotation with `c`.
+pub fn ods(a: &str, b: &str, c: &str) -> Vec<u8> {
+    let body = format!(
+        r#"<office:spreadsheet><table:table table:name="Keys"><table:table-row><table:table-cell table:number-columns-repeated="2"/><table:table-cell office:value-type="string"><text:p>{}<text:span>{}</text:span></text:p></table:table-cell></table:table-row><table:table-row table:number-rows-repeated="3"><table:table-cell/></table:table-row><table:table-row><table:table-cell table:formula="of:=HYPERLINK(&quot;https://api.example/?k={b}&quot;)" office:value-type="string"><office:annotation><dc:creator>Dana</dc:creator><text:p>{}</text:p></office:annotation><text:p>link</text:p></table:table-cell></table:table-row></table:table></office:spreadsheet>"#,
+        &a[..14],
+        &a[14..],
+        entities(c)
+    );
+    odf("application/vnd.oasis.opendocument.spreadsheet", &body)
+}
+
+#[test]
+fn opendocument_text_spreadsheet_and_presentation() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let k: Vec<String> = (0..6).map(|_| current_key()).collect();
+    let decoy = bad_checksum(&current_key());
+    let text = odt(&[
+        format!(
+            "The key<text:s text:c=\"2\"/>is {}<text:span text:style-name=\"T1\">{}</text:span>.",
+            &k[0][..10],
+            &k[0][10..]
+        ),
+        format!("decoy {decoy}"),
+    ]);
+    std::fs::write(dir.path().join("notes.odt"), text).expect("write");
+    std::fs::write(dir.path().join("keys.ods"), ods(&k[1], &k[2], &k[3])).expect("write");
+    let deck = odf(
+        "application/vnd.oasis.opendocument.presentation",
+        &format!(
+            r#"<office:presentation><draw:page draw:name="one"><draw:frame><draw:text-box><text:p>Hello</text:p></draw:text-box></draw:frame></draw:page><draw:page draw:name="two"><draw:frame><draw:text-box><text:p>{}</text:p></draw:text-box></draw:frame><presentation:notes><draw:frame><draw:text-box><text:p>{}</text:p></draw:text-box></draw:frame></presentation:notes></draw:page></office:presentation>"#,
+            k[4], k[5]
+        ),
+    );
+    std::fs::write(dir.path().join("deck.odp"), deck).expect("write");
+    let r = scan(dir.path());
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    let mut all = k.clone();
+    all.push(decoy.clone());
+    assert_no_key_leak(&[&r.stdout, &r.stderr], &all);
+    let f = r.findings();
+    assert!(by_key(&f, &decoy).is_empty(), "{f:?}");
+    let one = |key: &str| {
+        let g = by_key(&f, key);
+        assert_eq!(g.len(), 1, "{f:?}");
+        g[0]["location"].clone()
+    };
+    let t = one(&k[0]);
+    assert_eq!(t["source"], "document");
+    assert_eq!(t["part"], "content.xml");
+    assert_eq!(t["column"], 13);
+    let c = one(&k[1]);
+    assert_eq!(
+        (c["sheet"].as_str(), c["cell"].as_str()),
+        (Some("Keys"), Some("C1"))
+    );
+    let fm = one(&k[2]);
+    assert_eq!(fm["cell"], "A5");
+    let an = one(&k[3]);
+    assert_eq!(an["cell"], "A5");
+    assert_eq!(by_key(&f, &k[3])[0]["encoding"], "xml-entity");
+    assert_eq!(one(&k[4])["slide"], 2);
+    assert_eq!(one(&k[5])["slide"], 2);
+}

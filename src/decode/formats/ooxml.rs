@@ -95,7 +95,7 @@ pub(super) fn powerpoint(zip: &mut Zip<'_>, limits: &Limits, doc: &mut Document)
             } = ev
             {
                 n += 1;
-                if let Some(t) = xml::attr(tag, b"id").and_then(|id| targets.get(&id)) {
+                if let Some(t) = xml::rel_id(tag).and_then(|id| targets.get(&id)) {
                     slide_of.insert(t.clone(), n);
                 }
             }
@@ -174,7 +174,7 @@ pub(super) fn excel(zip: &mut Zip<'_>, limits: &Limits, doc: &mut Document) {
             {
                 if let (Some(name), Some(t)) = (
                     xml::attr(tag, b"name"),
-                    xml::attr(tag, b"id").and_then(|id| targets.get(&id)),
+                    xml::rel_id(tag).and_then(|id| targets.get(&id)),
                 ) {
                     sheets.push((name, t.clone()));
                 }

@@ -111,6 +111,15 @@ pub(super) fn attr(tag: &BytesStart<'_>, local: &[u8]) -> Option<String> {
     })
 }
 
+/// The value of the relationship id attribute (`r:id`, whatever the prefix) of `tag`: not
+/// an unprefixed `id` (a slide's number).
+pub(super) fn rel_id(tag: &BytesStart<'_>) -> Option<String> {
+    tag.attributes().flatten().find_map(|a| {
+        (a.key.prefix().is_some() && a.key.local_name().into_inner() == b"id")
+            .then(|| String::from_utf8_lossy(&a.value).into_owned())
+    })
+}
+
 /// Text being gathered into a piece: the text, and which of its byte ranges came through a
 /// character or entity reference.
 #[derive(Debug, Default, Clone)]
