@@ -424,3 +424,139 @@ fn opendocument_text_spreadsheet_and_presentation() {
     assert_eq!(one(&k[4])["slide"], 2);
     assert_eq!(one(&k[5])["slide"], 2);
 }
+
+fn b64(data: &[u8]) -> String {
+    use base64::Engine;
+    let s = base64::engine::general_purpose::STANDARD.encode(data);
+    // 76-character lines, as mail is written.
+    s.as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// `key` quoted-printable as a mail client writes it: `_` as `=5F`, a soft line break after
+/// `at` characters of it.
+fn qp(key: &str, at: usize) -> String {
+    format!("{}=\r\n{}", &key[..at], &key[at..]).replace('_', "=5F")
+}
+
+#[test]
+fn email_parts_attachments_and_forwarded_messages() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let k: Vec<String> = (0..6).map(|_| current_key()).collect();
+    let decoy = bad_checksum(&current_key());
+    let workbook = xlsx(&k[4], "none", "none", "none to see", "none");
+    let inner = format!(
+        "From: Ops <ops@example.com>\r\nTo: dana@example.com\r\nSubject: the old one\r\n\
+         Date: Fri, 20 Nov 2026 14:00:00 +0000\r\nMessage-ID: <inner-7@example.com>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"IN\"\r\n\r\n\
+         --IN\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+         --IN\r\nContent-Type: application/vnd.openxmlformats-officedocument.spreadsheetml.sheet\r\n\
+         Content-Disposition: attachment; filename=\"budget.xlsx\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+         --IN--\r\n",
+        b64(format!("the old key was {}\n", k[3]).as_bytes()),
+        b64(&workbook)
+    );
+    let html = format!("<p>Key: <b>{}</b></p>", entities(&k[1]));
+    let word = docx(&para(&split_runs(&k[2], 17)), "Invoice", "none");
+    let outer = format!(
+        "Return-Path: <dana@example.com>\r\nFrom: Dana <dana@example.com>\r\nTo: ops@example.com\r\n\
+         Subject: prod credentials\r\nDate: Tue, 01 Dec 2026 09:30:00 +0000\r\n\
+         Message-ID: <abc123@example.com>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"OUTER\"\r\n\r\n\
+         --OUTER\r\nContent-Type: multipart/alternative; boundary=\"ALT\"\r\n\r\n\
+         --ALT\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+         Here is the key: {}=\r\n and a typo: {}\r\n\
+         --ALT\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+         --ALT--\r\n\
+         --OUTER\r\nContent-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document; name=\"invoice.docx\"\r\n\
+         Content-Disposition: attachment; filename=\"invoice.docx\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+         --OUTER\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=\"fwd.eml\"\r\n\r\n{inner}\r\n\
+         --OUTER--\r\n",
+        qp(&k[0], 20),
+        qp(&decoy, 25),
+        b64(html.as_bytes()),
+        b64(&word),
+    );
+    std::fs::write(dir.path().join("credentials.eml"), &outer).expect("write");
+    // A mailbox of two messages, the key in the second (a plain text body).
+    let mbox = format!(
+        "From dana@example.com Mon Nov 30 08:00:00 2026\nFrom: dana@example.com\nSubject: hello\n\
+         Date: Mon, 30 Nov 2026 08:00:00 +0000\nMessage-ID: <m1@example.com>\n\nnothing here\n\n\
+         From ops@example.com Mon Nov 30 09:00:00 2026\nFrom: ops@example.com\nSubject: the key\n\
+         Date: Mon, 30 Nov 2026 09:00:00 +0000\nMessage-ID: <m2@example.com>\n\
+         Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n{}\n",
+        qp(&k[5], 30)
+    );
+    std::fs::write(dir.path().join("Inbox.mbox"), &mbox).expect("write");
+
+    let r = scan(dir.path());
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    let mut all = k.clone();
+    all.push(decoy.clone());
+    assert_no_key_leak(&[&r.stdout, &r.stderr], &all);
+    let f = r.findings();
+    assert!(by_key(&f, &decoy).is_empty(), "{f:?}");
+    let one = |key: &str| {
+        let g = by_key(&f, key);
+        assert_eq!(g.len(), 1, "{f:#?}");
+        g[0].clone()
+    };
+    let q = one(&k[0]);
+    let l = &q["location"];
+    assert_eq!(l["source"], "email");
+    assert_eq!(l["path"], "credentials.eml");
+    assert_eq!(l["message_id"], "abc123@example.com");
+    assert_eq!(l["subject"], "prod credentials");
+    assert!(
+        l["date"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("2026-12-01T09:30:00")),
+        "{l}"
+    );
+    assert!(
+        l["part"].as_str().is_some_and(|p| p.contains("text/plain")),
+        "{l}"
+    );
+    assert_eq!(q["encoding"], "quoted-printable");
+    let h = one(&k[1]);
+    assert_eq!(h["encoding"], "xml-entity");
+    assert!(
+        h["location"]["part"]
+            .as_str()
+            .is_some_and(|p| p.contains("text/html")),
+        "{h}"
+    );
+    let w = one(&k[2]);
+    assert_eq!(w["location"]["source"], "email");
+    assert_eq!(w["location"]["part"], "invoice.docx!word/document.xml");
+    assert_eq!(w["location"]["message_id"], "abc123@example.com");
+    let fwd = one(&k[3]);
+    assert_eq!(fwd["location"]["message_id"], "inner-7@example.com");
+    assert!(
+        fwd["location"]["date"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("2026-11-20T14:00:00")),
+        "{fwd}"
+    );
+    assert!(
+        fwd["location"]["part"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("fwd.eml!")),
+        "{fwd}"
+    );
+    let x = one(&k[4]);
+    assert_eq!(
+        x["location"]["part"],
+        "fwd.eml!budget.xlsx!xl/worksheets/sheet1.xml"
+    );
+    assert_eq!(x["location"]["sheet"], "Budget");
+    assert_eq!(x["location"]["cell"], "B7");
+    assert_eq!(x["location"]["message_id"], "inner-7@example.com");
+    let m = one(&k[5]);
+    assert_eq!(m["location"]["path"], "Inbox.mbox");
+    assert_eq!(m["location"]["message_id"], "m2@example.com");
+    assert_eq!(m["encoding"], "quoted-printable");
+}
