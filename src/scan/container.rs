@@ -167,3 +167,23 @@ pub(super) fn email_view(
     prefer_view(out, start, view, None, &|_| false);
     true
 }
+
+/// The text view of an RTF document whose bytes were scanned into `out[start..]`.
+pub(super) fn rtf_view(
+    matcher: &Matcher,
+    policy: &Policy,
+    data: &[u8],
+    origin: &Origin,
+    scratch: &mut Vec<Match>,
+    out: &mut Vec<Finding>,
+    start: usize,
+) {
+    let text = formats::rtf_text(data);
+    let o = Origin {
+        source: Some(SourceKind::Document),
+        ..origin.clone()
+    };
+    let mut view = Vec::new();
+    scan_blob(matcher, policy, text.as_bytes(), &o, scratch, &mut view);
+    prefer_view(out, start, view, None, &|_| false);
+}

@@ -105,6 +105,10 @@ pub(super) fn scan_nested(
         }
     }
     scan_text(matcher, policy, data, origin, scratch, out, warn);
+    if decode::formats::looks_like_rtf(data) {
+        super::container::rtf_view(matcher, policy, data, origin, scratch, out, start);
+        return;
+    }
     if decode::formats::looks_like_email(data)
         && depth < limits.max_depth + 2
         && super::container::email_view(
@@ -135,6 +139,7 @@ pub(super) fn scan_nested(
 fn needs_whole(head: &[u8]) -> bool {
     looks_like_archive(head).is_some()
         || decode::formats::looks_like_email(head)
+        || decode::formats::looks_like_rtf(head)
         || decode::sniff(head).is_some()
         || head.starts_with(&[0xff, 0xfe])
         || head.starts_with(&[0xfe, 0xff])
@@ -314,8 +319,11 @@ pub fn scan_file(
     buf.clear();
     let mut reader = Input::File { file, left: len };
     let eof = reader.fill(buf, PIECE)?;
-    if looks_like_archive(buf).is_some() || decode::formats::looks_like_email(buf) {
-        // Archives, documents and email must be whole to be opened.
+    if looks_like_archive(buf).is_some()
+        || decode::formats::looks_like_email(buf)
+        || decode::formats::looks_like_rtf(buf)
+    {
+        // Archives, documents (RTF too) and email must be whole to be read.
         let map = crate::source::map(file)?;
         scan_any(matcher, policy, &map, origin, scratch, out, warn, 0);
         return Ok(());

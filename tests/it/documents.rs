@@ -560,3 +560,33 @@ fn email_parts_attachments_and_forwarded_messages() {
     assert_eq!(m["location"]["message_id"], "m2@example.com");
     assert_eq!(m["encoding"], "quoted-printable");
 }
+
+#[test]
+fn rtf_keys_wrapped_in_the_source_or_written_with_hex_escapes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (a, b) = (current_key(), current_key());
+    let decoy = bad_checksum(&current_key());
+    let rtf = format!(
+        "{{\\rtf1\\ansi{{\\fonttbl{{\\f0 Arial;}}}}{{\\*\\generator Word}}\\f0 Key: {}\r\n{}\\par\r\n\
+         {{\\b {}}}\\par decoy {}}}",
+        &a[..16],
+        &a[16..],
+        b.replace('_', "\\'5f"),
+        decoy
+    );
+    std::fs::write(dir.path().join("memo.rtf"), rtf).expect("write");
+    let r = scan(dir.path());
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert_no_key_leak(
+        &[&r.stdout, &r.stderr],
+        &[a.clone(), b.clone(), decoy.clone()],
+    );
+    let f = r.findings();
+    assert!(by_key(&f, &decoy).is_empty(), "{f:?}");
+    for (k, line) in [(&a, 1), (&b, 2)] {
+        let g = by_key(&f, k);
+        assert_eq!(g.len(), 1, "{f:?}");
+        assert_eq!(g[0]["location"]["source"], "document");
+        assert_eq!(g[0]["location"]["line"], line);
+    }
+}

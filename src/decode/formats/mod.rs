@@ -9,11 +9,13 @@
 mod mime;
 mod odf;
 mod ooxml;
+mod rtf;
 mod xml;
 
 use std::io::{Cursor, Read};
 
 pub use mime::{MailItem, MailText, Transfer, looks_like_email, mail_items};
+pub use rtf::{looks_like_rtf, rtf_text};
 
 /// Bounds on what reading one document or message may cost.
 #[derive(Debug, Clone, Copy)]
