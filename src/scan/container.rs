@@ -187,3 +187,53 @@ pub(super) fn rtf_view(
     scan_blob(matcher, policy, text.as_bytes(), &o, scratch, &mut view);
     prefer_view(out, start, view, None, &|_| false);
 }
+
+/// The page texts of a PDF whose bytes were scanned into `out[start..]`; a PDF that does not
+/// parse keeps its byte findings, with a warning.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn pdf_view(
+    matcher: &Matcher,
+    policy: &Policy,
+    data: &[u8],
+    origin: &Origin,
+    scratch: &mut Vec<Match>,
+    out: &mut Vec<Finding>,
+    start: usize,
+    warn: &mut dyn FnMut(String),
+) {
+    let pages = match formats::pdf_pages(data, &Limits::default()) {
+        Ok(p) => p,
+        Err(e) => {
+            warn(format!("{}: {e}; scanned as bytes", origin.path));
+            return;
+        }
+    };
+    let mut view: Vec<Finding> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for page in pages {
+        let o = Origin {
+            source: Some(SourceKind::Document),
+            page: page.page,
+            ..origin.clone()
+        };
+        let from = view.len();
+        scan_blob(
+            matcher,
+            policy,
+            page.text.as_bytes(),
+            &o,
+            scratch,
+            &mut view,
+        );
+        // A key whole in the page's lines is also whole with them joined: once per page.
+        let mut i = from;
+        while i < view.len() {
+            if seen.insert((view[i].secret.sha256(), page.page)) {
+                i += 1;
+            } else {
+                view.remove(i);
+            }
+        }
+    }
+    prefer_view(out, start, view, None, &|_| false);
+}

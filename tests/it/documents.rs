@@ -590,3 +590,93 @@ fn rtf_keys_wrapped_in_the_source_or_written_with_hex_escapes() {
         assert_eq!(g[0]["location"]["line"], line);
     }
 }
+
+/// A PDF whose pages have the given content streams (Helvetica as `/F1`), with a correct
+/// cross-reference table.
+pub fn pdf(pages: &[String]) -> Vec<u8> {
+    let n = pages.len();
+    // Objects: 1 catalog, 2 pages, 3 font, then per page: page, contents.
+    let mut objs: Vec<String> = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".into(),
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count {n} >>",
+            (0..n)
+                .map(|i| format!("{} 0 R", 4 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".into(),
+    ];
+    for (i, content) in pages.iter().enumerate() {
+        objs.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+            5 + 2 * i
+        ));
+        objs.push(format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ));
+    }
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objs.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objs.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+#[test]
+fn pdf_keys_by_page_split_across_operators_and_lines_and_a_broken_pdf_warns() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (a, b) = (current_key(), current_key());
+    let decoy = bad_checksum(&current_key());
+    let page1 = format!("BT /F1 12 Tf 72 700 Td (Decoy: {decoy}) Tj ET");
+    let page2 = format!(
+        "BT /F1 12 Tf 72 700 Td (Key: {}) Tj ({}) Tj ET\nBT /F1 12 Tf 72 680 Td ({}) Tj ET\nBT /F1 12 Tf 72 660 Td ({}) Tj ET",
+        &a[..12],
+        &a[12..],
+        &b[..20],
+        &b[20..]
+    );
+    std::fs::write(dir.path().join("report.pdf"), pdf(&[page1, page2])).expect("write");
+    let other = current_key();
+    std::fs::write(
+        dir.path().join("broken.pdf"),
+        b"%PDF-1.7\n1 0 obj << /Type".as_slice(),
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("after.txt"), format!("k={other}\n")).expect("write");
+    let r = scan(dir.path());
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert_no_key_leak(
+        &[&r.stdout, &r.stderr],
+        &[a.clone(), b.clone(), decoy.clone(), other.clone()],
+    );
+    let f = r.findings();
+    assert!(by_key(&f, &decoy).is_empty(), "{f:?}");
+    for k in [&a, &b] {
+        let g = by_key(&f, k);
+        assert_eq!(g.len(), 1, "{f:?}");
+        assert_eq!(g[0]["location"]["source"], "document");
+        assert_eq!(g[0]["location"]["page"], 2);
+    }
+    assert_eq!(by_key(&f, &other).len(), 1, "the scan went on");
+    assert!(
+        r.stderr.contains("broken.pdf: not a readable PDF"),
+        "{}",
+        r.stderr
+    );
+}

@@ -9,12 +9,14 @@
 mod mime;
 mod odf;
 mod ooxml;
+mod pdf;
 mod rtf;
 mod xml;
 
 use std::io::{Cursor, Read};
 
 pub use mime::{MailItem, MailText, Transfer, looks_like_email, mail_items};
+pub use pdf::{looks_like_pdf, pdf_pages};
 pub use rtf::{looks_like_rtf, rtf_text};
 
 /// Bounds on what reading one document or message may cost.
@@ -71,6 +73,9 @@ pub enum DecodeError {
         /// Why.
         reason: String,
     },
+    /// A PDF that does not parse.
+    #[error("not a readable PDF ({0})")]
+    Pdf(String),
     /// Not an email message.
     #[error("not a MIME message")]
     NotMail,
