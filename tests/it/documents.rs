@@ -202,8 +202,9 @@ pub fn xlsx(shared: &str, inline: &str, formula: &str, comment: &str, decoy: &st
         &comment[..10],
         &comment[10..]
     );
+    const XCT: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/worksheets/sheet2.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/><Override PartName="/xl/comments1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.comments+xml"/></Types>"#;
     zip_of(&[
-        ("[Content_Types].xml", CT),
+        ("[Content_Types].xml", XCT),
         (
             "_rels/.rels",
             &rels(&[("rId1", "officeDocument", "xl/workbook.xml")]),
@@ -679,4 +680,148 @@ fn pdf_keys_by_page_split_across_operators_and_lines_and_a_broken_pdf_warns() {
         "{}",
         r.stderr
     );
+}
+
+/// LibreOffice's `soffice`, which the redaction test converts documents with.
+fn soffice() -> std::path::PathBuf {
+    for name in ["soffice", "libreoffice"] {
+        if let Some(p) = std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        }) {
+            return p;
+        }
+    }
+    panic!(
+        "LibreOffice is needed to check that redacted documents still open: install it \
+         (Debian: apt-get install libreoffice-writer-nogui libreoffice-calc-nogui), or run \
+         scripts/test.sh, which does"
+    );
+}
+
+/// `file` converted by LibreOffice to `to` (`txt:Text`, `csv`), as text.
+fn convert(file: &Path, to: &str) -> String {
+    let out = file.parent().expect("a folder").join("converted");
+    let profile = file.parent().expect("a folder").join("lo-profile");
+    let o = std::process::Command::new(soffice())
+        .arg(format!(
+            "-env:UserInstallation=file://{}",
+            profile.display()
+        ))
+        .args(["--headless", "--convert-to", to, "--outdir"])
+        .arg(&out)
+        .arg(file)
+        .output()
+        .expect("soffice runs");
+    assert!(
+        o.status.success(),
+        "soffice failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stem = file
+        .file_stem()
+        .expect("a name")
+        .to_string_lossy()
+        .into_owned();
+    let ext = to.split(':').next().expect("an extension");
+    let converted = out.join(format!("{stem}.{ext}"));
+    std::fs::read_to_string(&converted).unwrap_or_else(|e| {
+        panic!(
+            "LibreOffice did not convert {} ({e}): {}{}",
+            file.display(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+#[test]
+fn redacted_documents_still_open_with_every_key_replaced() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let k: Vec<String> = (0..8).map(|_| current_key()).collect();
+    let word = docx(
+        &[
+            para(&format!(
+                "{}{}{}",
+                run("Use "),
+                split_runs(&k[0], 11),
+                run(" for prod.")
+            )),
+            para(&run(&format!("Backup: {} (old)", entities(&k[1])))),
+        ]
+        .concat(),
+        "Header text",
+        &format!("see {}", k[2]),
+    );
+    let sheet = xlsx(&k[3], &k[4], &k[5], &k[6], "plain words");
+    let text = odt(&[format!(
+        "Key {}<text:span>{}</text:span> here.",
+        &k[7][..10],
+        &k[7][10..]
+    )]);
+    let spread = ods(&k[0], &k[1], &k[2]);
+    let cases: [(&str, &[u8], &str, &[&str]); 4] = [
+        (
+            "handover.docx",
+            &word,
+            "txt:Text",
+            &["Use YOUR_API_KEY for prod.", "Backup: YOUR_API_KEY (old)"],
+        ),
+        ("budget.xlsx", &sheet, "csv", &["Label", "YOUR_API_KEY"]),
+        ("notes.odt", &text, "txt:Text", &["Key YOUR_API_KEY here."]),
+        (
+            "keys.ods",
+            &spread,
+            "csv",
+            &[",,YOUR_API_KEY", "https://api.example/?k=YOUR_API_KEY"],
+        ),
+    ];
+    for (name, bytes, to, expect) in cases {
+        let input = d.join(name);
+        std::fs::write(&input, bytes).expect("write");
+        let out_name = format!("clean-{name}");
+        let r = offkey_in(d, &["redact", "--document", name, "-o", &out_name], None);
+        assert_eq!(r.status, Some(0), "{name}: {}", r.stderr);
+        assert_no_key_leak(&[&r.stdout, &r.stderr], &k);
+        let clean = d.join(&out_name);
+        // Nothing left for the scanner, in the text or the bytes.
+        let s = offkey_in(d, &["scan", "--format", "json", &out_name], None);
+        assert_eq!(s.status, Some(0), "{name}: {}", s.stdout);
+        // And the application still reads it, with the rest of the text kept.
+        let shown = convert(&clean, to);
+        assert_no_key_leak(&[&shown], &k);
+        for e in expect {
+            assert!(
+                shown.contains(e),
+                "{name}: {e:?} not in what LibreOffice shows:\n{shown}"
+            );
+        }
+    }
+    // A presentation (LibreOffice Impress is not installed for the tests: scanned only).
+    std::fs::write(d.join("deck.pptx"), pptx(&k[3], &k[4])).expect("write");
+    let r = offkey_in(
+        d,
+        &["redact", "--document", "deck.pptx", "-o", "clean.pptx"],
+        None,
+    );
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(r.stderr.contains("redacted 2 key(s)"), "{}", r.stderr);
+    let s = offkey_in(d, &["scan", "--format", "json", "clean.pptx"], None);
+    assert_eq!(s.status, Some(0), "{}", s.stdout);
+    // Not a document: a clear error, nothing written.
+    std::fs::write(d.join("plain.txt"), "hello").expect("write");
+    let r = offkey_in(
+        d,
+        &["redact", "--document", "plain.txt", "-o", "out.txt"],
+        None,
+    );
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("plain.txt: not an office document"),
+        "{}",
+        r.stderr
+    );
+    assert!(!d.join("out.txt").exists());
 }
