@@ -43,12 +43,15 @@ pub(super) fn document_view(
         Ok(d) if d.kind.is_some() => d,
         Ok(_) => return false,
         Err(e) => {
-            warn(format!("{}: {e}; scanned as an archive", origin.path));
+            warn(crate::key::scrub(&format!(
+                "{}: {e}; scanned as an archive",
+                origin.path
+            )));
             return false;
         }
     };
     for e in &doc.problems {
-        warn(format!("{}: {e}", origin.path));
+        warn(crate::key::scrub(&format!("{}: {e}", origin.path)));
     }
     let mut view = Vec::new();
     for piece in doc.pieces {
@@ -58,7 +61,8 @@ pub(super) fn document_view(
             } else {
                 SourceKind::Document
             }),
-            part: Some(under(origin, &piece.part)),
+            // Member names come from the file: one named after a key must not carry it.
+            part: Some(crate::key::scrub_name(&under(origin, &piece.part)).into_owned()),
             sheet: piece.sheet.as_deref().map(crate::key::scrub),
             cell: piece.cell,
             slide: piece.slide,

@@ -114,7 +114,7 @@ pub(super) fn scan_nested(
         return;
     }
     if decode::formats::looks_like_email(data)
-        && depth < limits.max_depth + 2
+        && depth <= limits.max_depth
         && super::container::email_view(
             matcher, policy, data, origin, scratch, out, start, warn, depth, budget,
         )

@@ -65,17 +65,22 @@ pub fn looks_like_email(head: &[u8]) -> bool {
 }
 
 /// How many of the usual message headers open `head`, before anything that is not a header.
+/// Answers 0 at the first line that is not `Name: value` (a log line's `10:00:00`, a source
+/// line), so other text costs a look at its first line; nothing is allocated.
 fn header_lines(head: &[u8]) -> usize {
     const USUAL: [&[u8]; 8] = [
-        b"from:",
-        b"to:",
-        b"subject:",
-        b"date:",
-        b"message-id:",
-        b"mime-version:",
-        b"received:",
-        b"return-path:",
+        b"from",
+        b"to",
+        b"subject",
+        b"date",
+        b"message-id",
+        b"mime-version",
+        b"received",
+        b"return-path",
     ];
+    if !head.first().is_some_and(u8::is_ascii_alphabetic) {
+        return 0;
+    }
     let mut n = 0;
     for line in head.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -89,11 +94,14 @@ fn header_lines(head: &[u8]) -> usize {
             return 0;
         };
         let name = &line[..colon];
-        if name.is_empty() || !name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-') {
+        let spaced = matches!(line.get(colon + 1), None | Some(b' ' | b'\t'));
+        if !spaced
+            || !name.first().is_some_and(u8::is_ascii_alphabetic)
+            || !name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return 0;
         }
-        let lower = line[..=colon].to_ascii_lowercase();
-        if USUAL.contains(&lower.as_slice()) {
+        if USUAL.iter().any(|u| u.eq_ignore_ascii_case(name)) {
             n += 1;
         }
     }
