@@ -825,3 +825,37 @@ fn redacted_documents_still_open_with_every_key_replaced() {
     );
     assert!(!d.join("out.txt").exists());
 }
+
+#[test]
+fn sarif_for_documents_is_valid_and_names_sheet_and_cell() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let k: Vec<String> = (0..4).map(|_| current_key()).collect();
+    std::fs::write(
+        dir.path().join("budget.xlsx"),
+        xlsx(&k[0], &k[1], &k[2], &k[3], "plain"),
+    )
+    .expect("write");
+    let out = dir.path().join("docs.sarif");
+    let r = offkey_in(
+        dir.path(),
+        &[
+            "scan",
+            "--format",
+            "sarif",
+            "-o",
+            out.to_str().expect("utf8"),
+            "budget.xlsx",
+        ],
+        None,
+    );
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    let v = crate::integrations::check_sarif(&out, &k);
+    let results = v["runs"][0]["results"].as_array().expect("results");
+    assert_eq!(results.len(), 4, "{results:#?}");
+    let cells: std::collections::BTreeSet<&str> = results
+        .iter()
+        .filter_map(|r| r["properties"]["cell"].as_str())
+        .collect();
+    assert_eq!(cells, ["B7", "C3", "D4", "E9"].into_iter().collect());
+    assert!(results.iter().all(|r| r["properties"]["sheet"] == "Budget"));
+}
