@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: installs what the tests need when it is missing (Chromium and ChromeDriver for the
-# browser test, Microsoft's SARIF Multitool, the pre-commit framework, check-jsonschema, zizmor
-# and act for the GitHub Action, nginx for the reverse-proxy test), then runs cargo test.
+# browser test, LibreOffice for the document redaction test, Microsoft's SARIF Multitool, the
+# pre-commit framework, check-jsonschema, zizmor and act for the GitHub Action, nginx for the
+# reverse-proxy test), then runs cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,8 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need_apt+=(nginx)
+# LibreOffice opens the documents `offkey redact --document` rewrote (headless, no GUI).
+command -v soffice >/dev/null 2>&1 || need_apt+=(libreoffice-writer-nogui libreoffice-calc-nogui)
 if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi

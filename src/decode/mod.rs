@@ -1,8 +1,11 @@
 //! Views of bytes in which keys hide: JSON escapes, percent-encoding, base64, ANSI colour codes,
 //! UTF-16. Pure functions over bytes; the matcher (`scan`) decides where to apply them, only in
 //! the neighbourhood of a prefilter hit, so decoding costs nothing where there is nothing.
+//! Containers whose text is elsewhere than their bytes (office documents, email) are in
+//! [`formats`], one file per format.
 
 mod around;
+pub mod formats;
 mod runs;
 mod skeleton;
 mod structured;
@@ -33,6 +36,10 @@ pub enum Encoding {
     /// UTF-16 text.
     #[serde(rename = "utf-16")]
     Utf16,
+    /// In an email part sent quoted-printable (a soft line break inside it, `=5F` for `_`).
+    QuotedPrintable,
+    /// Written with XML or HTML character references (`&#95;`).
+    XmlEntity,
 }
 
 impl Encoding {
@@ -45,6 +52,8 @@ impl Encoding {
             Encoding::Base64 => "base64",
             Encoding::Ansi => "ansi",
             Encoding::Utf16 => "utf-16",
+            Encoding::QuotedPrintable => "quoted-printable",
+            Encoding::XmlEntity => "xml-entity",
         }
     }
 }

@@ -171,6 +171,11 @@ fn result(f: &Finding, rules: &RuleSet) -> SarifResult {
         ("author", &f.location.author),
         ("date", &f.location.date),
         ("conversation", &f.location.conversation),
+        ("part", &f.location.part),
+        ("sheet", &f.location.sheet),
+        ("cell", &f.location.cell),
+        ("messageId", &f.location.message_id),
+        ("subject", &f.location.subject),
     ] {
         if let Some(v) = v {
             props.insert(k.to_owned(), json!(v));
@@ -178,6 +183,11 @@ fn result(f: &Finding, rules: &RuleSet) -> SarifResult {
     }
     if let Some(m) = f.location.message {
         props.insert("message".to_owned(), json!(m));
+    }
+    for (k, v) in [("slide", f.location.slide), ("page", f.location.page)] {
+        if let Some(v) = v {
+            props.insert(k.to_owned(), json!(v));
+        }
     }
     if let Some(v) = &f.verification {
         props.insert("verification".to_owned(), json!(v));

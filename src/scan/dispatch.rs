@@ -38,7 +38,7 @@ pub fn scan_any(
 
 /// [`scan_any`] within what archives around the blob left of the bytes they may expand to.
 #[allow(clippy::too_many_arguments)]
-fn scan_nested(
+pub(super) fn scan_nested(
     matcher: &Matcher,
     policy: &Policy,
     data: &[u8],
@@ -50,6 +50,7 @@ fn scan_nested(
     budget: &Cell<u64>,
 ) {
     let limits = ArchiveLimits::default();
+    let start = out.len();
     if let Some(kind) = looks_like_archive(data) {
         if depth >= limits.max_depth {
             warn(format!(
@@ -93,13 +94,33 @@ fn scan_nested(
                 warn,
             );
             inner_warnings.into_iter().for_each(&mut *warn);
+            if kind == ArchiveKind::Zip {
+                super::container::document_view(
+                    matcher, policy, data, origin, scratch, out, start, warn,
+                );
+            }
             if opened {
                 return;
             }
         }
     }
-    let start = out.len();
     scan_text(matcher, policy, data, origin, scratch, out, warn);
+    if decode::formats::looks_like_pdf(data) {
+        super::container::pdf_view(matcher, policy, data, origin, scratch, out, start, warn);
+        return;
+    }
+    if decode::formats::looks_like_rtf(data) {
+        super::container::rtf_view(matcher, policy, data, origin, scratch, out, start);
+        return;
+    }
+    if decode::formats::looks_like_email(data)
+        && depth <= limits.max_depth
+        && super::container::email_view(
+            matcher, policy, data, origin, scratch, out, start, warn, depth, budget,
+        )
+    {
+        return;
+    }
     // A UTF-16 file with a byte-order mark is also scanned as the text it holds, so legacy keys
     // (whose context words have no UTF-16 literals) are found too, with lines and columns in
     // that text; a key the byte view found that this view did not is kept (the BOM may lie).
@@ -121,6 +142,9 @@ fn scan_nested(
 /// archive (opened from memory), a chat export or HAR capture (parsed), UTF-16 (decoded).
 fn needs_whole(head: &[u8]) -> bool {
     looks_like_archive(head).is_some()
+        || decode::formats::looks_like_email(head)
+        || decode::formats::looks_like_rtf(head)
+        || decode::formats::looks_like_pdf(head)
         || decode::sniff(head).is_some()
         || head.starts_with(&[0xff, 0xfe])
         || head.starts_with(&[0xfe, 0xff])
@@ -300,7 +324,12 @@ pub fn scan_file(
     buf.clear();
     let mut reader = Input::File { file, left: len };
     let eof = reader.fill(buf, PIECE)?;
-    if looks_like_archive(buf).is_some() {
+    if looks_like_archive(buf).is_some()
+        || decode::formats::looks_like_email(buf)
+        || decode::formats::looks_like_rtf(buf)
+        || decode::formats::looks_like_pdf(buf)
+    {
+        // Archives, documents (RTF too) and email must be whole to be read.
         let map = crate::source::map(file)?;
         scan_any(matcher, policy, &map, origin, scratch, out, warn, 0);
         return Ok(());
@@ -374,7 +403,7 @@ pub fn scan_file(
 /// also found, keeping the rest (never lose what the byte view found). A key the view found as
 /// plain text is reported with `plain_as`, or else with the encoding it had in the bytes (for a
 /// chat message, which is already decoded JSON).
-fn prefer_view(
+pub(super) fn prefer_view(
     out: &mut Vec<Finding>,
     start: usize,
     mut view: Vec<Finding>,

@@ -38,6 +38,27 @@ pub struct Location {
     /// HAR: the field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Inside a container: the part (`word/document.xml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+    /// Document: 1-based page (PDF).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<usize>,
+    /// Spreadsheet: sheet name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
+    /// Spreadsheet: cell (`B7`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<String>,
+    /// Presentation: 1-based slide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slide: Option<usize>,
+    /// Email: the message's Message-ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// Email: the message's subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 impl Location {
@@ -56,6 +77,28 @@ impl Location {
         }
         if let (Some(e), Some(f)) = (self.entry, &self.field) {
             s.push_str(&format!(" (entry {e}, {f})"));
+        }
+        let mut at = Vec::new();
+        if let Some(p) = &self.part {
+            at.push(p.clone());
+        }
+        if let Some(sheet) = &self.sheet {
+            at.push(format!("sheet {sheet:?}"));
+        }
+        if let Some(c) = &self.cell {
+            at.push(format!("cell {c}"));
+        }
+        if let Some(n) = self.slide {
+            at.push(format!("slide {n}"));
+        }
+        if let Some(n) = self.page {
+            at.push(format!("page {n}"));
+        }
+        if let Some(m) = self.message_id.as_ref().or(self.subject.as_ref()) {
+            at.push(format!("message {m}"));
+        }
+        if !at.is_empty() {
+            s.push_str(&format!(" ({})", at.join(", ")));
         }
         s
     }

@@ -3,6 +3,7 @@
 //! then the allowlists and the baseline.
 
 mod blob;
+mod container;
 mod dispatch;
 mod encoded;
 mod finding;

@@ -18,6 +18,10 @@ pub enum SourceKind {
     Transcript,
     /// A field of a HAR capture.
     Har,
+    /// The text of an office document (a Word run, a cell, a slide).
+    Document,
+    /// A part or attachment of an email message.
+    Email,
 }
 
 /// Where a blob came from; a finding adds line and column.
@@ -43,4 +47,18 @@ pub struct Origin {
     pub entry: Option<usize>,
     /// HAR: which field (`request.headers[Authorization]`, …).
     pub field: Option<String>,
+    /// Inside a container: the part (`word/document.xml`, `invoice.docx!word/document.xml`).
+    pub part: Option<String>,
+    /// Document: 1-based page (PDF).
+    pub page: Option<usize>,
+    /// Spreadsheet: the sheet name.
+    pub sheet: Option<String>,
+    /// Spreadsheet: the cell (`B7`).
+    pub cell: Option<String>,
+    /// Presentation: 1-based slide.
+    pub slide: Option<usize>,
+    /// Email: the message's Message-ID.
+    pub message_id: Option<String>,
+    /// Email: the message's subject.
+    pub subject: Option<String>,
 }

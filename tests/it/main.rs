@@ -4,6 +4,7 @@
 mod action;
 mod browser;
 mod common;
+mod documents;
 mod github;
 mod integrations;
 mod leaks;
