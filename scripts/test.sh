@@ -31,4 +31,34 @@ if [ ${#need_pip[@]} -gt 0 ] && command -v pip >/dev/null 2>&1; then
 fi
 export OFFKEY_TEST_TOOLS="$tools"
 
+# PostgreSQL for the key store's tests: a throwaway server from Debian's packages unless
+# OFFKEY_TEST_DATABASE_URL names one. initdb runs as an unprivileged user (postgres refuses
+# root); the server listens on 127.0.0.1 only, on a free port, and is stopped on exit.
+if [ -z "${OFFKEY_TEST_DATABASE_URL:-}" ]; then
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+  if [ -z "$pg_bin" ] && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)
+  fi
+  if [ -n "$pg_bin" ]; then
+    pg_user=$(id -un)
+    as_pg=()
+    if [ "$(id -u)" = 0 ]; then
+      pg_user=postgres
+      id -u postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+      as_pg=(runuser -u postgres --)
+    fi
+    pg_dir=$(mktemp -d /tmp/offkey-pg.XXXXXX)
+    chown "$pg_user" "$pg_dir"
+    pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U offkey --auth=trust -E UTF8 >/dev/null
+    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+      -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c max_connections=300 -c fsync=off" start >/dev/null
+    trap '"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"' EXIT
+    "${as_pg[@]}" "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U offkey offkey_test
+    export OFFKEY_TEST_DATABASE_URL="postgres://offkey@127.0.0.1:$pg_port/offkey_test"
+  fi
+  # Without a server the PostgreSQL tests fail and say what to install.
+fi
+
 cargo test --all-targets

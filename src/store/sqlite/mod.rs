@@ -1,6 +1,6 @@
 //! [`SqliteStore`]: the embedded key store. WAL, `synchronous=FULL` (an answered change survives
 //! a crash or a power cut), `foreign_keys=on`; one writer connection behind a mutex and a small
-//! pool of reader connections. The schema lives in `schema.sql`; its version is
+//! pool of reader connections. The schema lives in `schema-*.sql`; its version is
 //! `PRAGMA user_version`, and [`MIGRATIONS`] brings an older store forward.
 
 use std::path::{Path, PathBuf};
@@ -17,8 +17,15 @@ use super::{
 };
 use crate::key::KeyKind;
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        // rusqlite's messages carry SQL and constraint names, never bound values.
+        StoreError::Backend(err.to_string())
+    }
+}
+
 /// Forward migrations: entry `i` brings a store from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema-2.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema-1.sql"), include_str!("schema-2.sql")];
 
 /// Reader connections kept open for reuse.
 const READER_POOL: usize = 8;
@@ -203,6 +210,13 @@ fn use_row(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<UseRow>> 
     .optional()
 }
 
+/// A write transaction, IMMEDIATE: it takes the write lock at `BEGIN`, so two processes (or two
+/// store instances) on one file never both read and then deadlock upgrading to a write (a
+/// deferred transaction would fail with SQLITE_BUSY there instead of waiting).
+fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -265,7 +279,7 @@ impl SqliteStore {
             if version < found {
                 continue;
             }
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", version + 1)?;
             tx.commit()?;
@@ -301,9 +315,16 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn ping(&self) -> Result<()> {
+        self.with_reader(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+    }
+
     fn add_member(&self, m: NewMember, now: DateTime<Utc>) -> Result<Member> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let taken: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM members WHERE email = ?1 AND removed_at IS NULL)",
                 [&m.email],
@@ -355,7 +376,7 @@ impl Store for SqliteStore {
 
     fn remove_member(&self, email_or_id: &str, now: DateTime<Utc>) -> Result<bool> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let id: Option<String> = tx
                 .query_row(
                     "SELECT id FROM members WHERE (email = ?1 OR id = ?1) AND removed_at IS NULL",
@@ -402,7 +423,7 @@ impl Store for SqliteStore {
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             // Sweep ended sessions while we are writing anyway.
             tx.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")?
                 .execute([ms(now)])?;
@@ -465,7 +486,7 @@ impl Store for SqliteStore {
 
     fn set_password(&self, email: &str, password_hash: &str, now: DateTime<Utc>) -> Result<bool> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let id: Option<String> = tx
                 .prepare_cached("SELECT id FROM members WHERE email = ?1 AND removed_at IS NULL")?
                 .query_row([email], |r| r.get(0))
@@ -499,7 +520,7 @@ impl Store for SqliteStore {
 
     fn create_key(&self, key: NewKey, actor: &str) -> Result<KeyRecord> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             insert_key(&tx, &key)?;
             insert_audit(
                 &tx,
@@ -518,7 +539,7 @@ impl Store for SqliteStore {
 
     fn import_legacy(&self, keys: Vec<NewKey>, actor: &str) -> Result<ImportCount> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let mut count = ImportCount::default();
             let now = Utc::now();
             for key in &keys {
@@ -560,7 +581,7 @@ impl Store for SqliteStore {
 
     fn delete_key(&self, id: &str, now: DateTime<Utc>, actor: &str) -> Result<Option<KeyRecord>> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let Some(key) = key_by(&tx, "id", id)? else {
                 return Ok(None);
             };
@@ -640,7 +661,7 @@ impl Store for SqliteStore {
     fn rotate_key(&self, r: Rotation, actor: &str) -> Result<Option<KeyRecord>> {
         self.with_writer(|conn| {
             let now = r.new.created_at;
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let Some(old) = key_by(&tx, "id", &r.old_id)? else {
                 return Ok(None);
             };
@@ -763,7 +784,7 @@ impl Store for SqliteStore {
         }
         // Record the use; re-read under the writer so a delete that just happened wins.
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let Some(row) = use_row(&tx, sha256)? else {
                 return Ok(None);
             };
@@ -811,7 +832,7 @@ impl Store for SqliteStore {
         actor: &str,
     ) -> Result<usize> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let mut recorded = 0;
             for e in reports {
                 let id: Option<String> = tx
