@@ -16,8 +16,23 @@ use crate::store::{Store, default_data_dir};
 pub struct DataArgs {
     /// Directory of the key store (keys.db) [default: the platform data dir, e.g.
     /// ~/.local/share/offkey].
-    #[arg(long, env = "OFFKEY_DATA", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "OFFKEY_DATA",
+        value_name = "DIR",
+        conflicts_with = "database"
+    )]
     pub data: Option<PathBuf>,
+    /// A PostgreSQL key store instead, shared by any number of `offkey serve` replicas:
+    /// postgres://user@host:port/dbname (add ?sslmode=verify-full for TLS). Its schema is
+    /// brought up to date when opened.
+    #[arg(
+        long,
+        env = "OFFKEY_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
 }
 
 impl DataArgs {
@@ -32,7 +47,18 @@ impl DataArgs {
 
     /// Open the store.
     pub fn open(&self) -> Result<Arc<dyn Store>> {
-        Ok(crate::store::open(&self.dir()?)?)
+        match &self.database {
+            Some(url) => Ok(crate::store::open_url(url)?),
+            None => Ok(crate::store::open(&self.dir()?)?),
+        }
+    }
+
+    /// Where the store is, for messages: the directory, or the database without password.
+    pub fn describe(&self) -> Result<String> {
+        match &self.database {
+            Some(url) => Ok(crate::store::DbUrl::parse(url)?.target()),
+            None => Ok(self.dir()?.display().to_string()),
+        }
     }
 }
 
@@ -58,8 +84,8 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
         .with_target(false)
         .try_init()
         .ok();
-    let dir = args.data.dir()?;
-    let state = AppState::new(crate::store::open(&dir)?);
+    let where_ = args.data.describe()?;
+    let state = AppState::new(args.data.open()?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,7 +96,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr().context("no local address")?;
         eprintln!("offkey serve listening on http://{addr}");
-        eprintln!("offkey serve data {}", dir.display());
+        eprintln!("offkey serve data {where_}");
         serve(listener, state, shutdown_signal())
             .await
             .context("the server failed")?;

@@ -8,6 +8,7 @@
 //! `offkey serve` replicas share one PostgreSQL database. The key lifecycle rules are in
 //! [`lifecycle`], once for both; `conformance` is the suite every backend passes.
 
+pub mod copy;
 mod error;
 pub mod lifecycle;
 mod model;

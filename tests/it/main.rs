@@ -5,6 +5,7 @@ mod action;
 mod browser;
 mod common;
 mod integrations;
+mod postgres;
 mod scan;
 mod service;
 mod sources;

@@ -364,6 +364,202 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Every row of every table, in insertion order, from one snapshot.
+    pub fn dump(&self) -> Result<super::copy::Dump> {
+        use super::copy::{AuditRow, Dump, ExposureRow, KeyRow, MemberRow, SessionRow};
+        let mut conn = self.conn()?;
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let members = tx
+            .query(
+                "SELECT id, email, name, role, password_hash, created_at, removed_at
+                 FROM members ORDER BY seq",
+                &[],
+            )?
+            .iter()
+            .map(|r| MemberRow {
+                id: r.get(0),
+                email: r.get(1),
+                name: r.get(2),
+                role: r.get(3),
+                password_hash: r.get(4),
+                created_at: r.get(5),
+                removed_at: r.get(6),
+            })
+            .collect();
+        let sessions = tx
+            .query(
+                "SELECT token_sha256, member_id, created_at, expires_at, last_seen_at
+                 FROM sessions ORDER BY created_at, token_sha256",
+                &[],
+            )?
+            .iter()
+            .map(|r| SessionRow {
+                token_sha256: r.get(0),
+                member_id: r.get(1),
+                created_at: r.get(2),
+                expires_at: r.get(3),
+                last_seen_at: r.get(4),
+            })
+            .collect();
+        let keys = tx
+            .query(
+                "SELECT id, sha256, last4, memo, kind, created_at, created_by, last_used_at,
+                    deleted_at, replaces, expires_at, retire_replaced_on_first_use,
+                    rotation_deadline
+                 FROM keys ORDER BY seq",
+                &[],
+            )?
+            .iter()
+            .map(|r| KeyRow {
+                id: r.get(0),
+                sha256: r.get(1),
+                last4: r.get(2),
+                memo: r.get(3),
+                kind: r.get(4),
+                created_at: r.get(5),
+                created_by: r.get(6),
+                last_used_at: r.get(7),
+                deleted_at: r.get(8),
+                replaces: r.get(9),
+                expires_at: r.get(10),
+                retire_replaced_on_first_use: r.get(11),
+                rotation_deadline: r.get(12),
+            })
+            .collect();
+        let exposures = tx
+            .query(
+                "SELECT key_id, location, source, seen_at, recorded_at FROM exposures
+                 ORDER BY recorded_at, key_id, location",
+                &[],
+            )?
+            .iter()
+            .map(|r| ExposureRow {
+                key_id: r.get(0),
+                location: r.get(1),
+                source: r.get(2),
+                seen_at: r.get(3),
+                recorded_at: r.get(4),
+            })
+            .collect();
+        let audit = tx
+            .query(
+                "SELECT id, at, actor, action, key_id, detail FROM audit ORDER BY id",
+                &[],
+            )?
+            .iter()
+            .map(|r| AuditRow {
+                id: r.get(0),
+                at: r.get(1),
+                actor: r.get(2),
+                action: r.get(3),
+                key_id: r.get(4),
+                detail: r.get(5),
+            })
+            .collect();
+        tx.commit()?;
+        Ok(Dump {
+            members,
+            sessions,
+            keys,
+            exposures,
+            audit,
+        })
+    }
+
+    /// Write every row of `dump` that is not here yet (by primary key), in one transaction;
+    /// answers how many rows were new per table. Loading the same dump again writes nothing.
+    pub fn load(&self, dump: &super::copy::Dump) -> Result<[usize; 5]> {
+        self.tx(|tx| {
+            let mut n = [0usize; 5];
+            let count = |x: u64| usize::try_from(x).unwrap_or(usize::MAX);
+            for m in &dump.members {
+                n[0] += count(tx.execute(
+                    "INSERT INTO members (id, email, name, role, password_hash, created_at,
+                        removed_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                    &[
+                        &m.id,
+                        &m.email,
+                        &m.name,
+                        &m.role,
+                        &m.password_hash,
+                        &m.created_at,
+                        &m.removed_at,
+                    ],
+                )?);
+            }
+            for s in &dump.sessions {
+                n[1] += count(tx.execute(
+                    "INSERT INTO sessions (token_sha256, member_id, created_at, expires_at,
+                        last_seen_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[
+                        &s.token_sha256,
+                        &s.member_id,
+                        &s.created_at,
+                        &s.expires_at,
+                        &s.last_seen_at,
+                    ],
+                )?);
+            }
+            for k in &dump.keys {
+                n[2] += count(tx.execute(
+                    "INSERT INTO keys (id, sha256, last4, memo, kind, created_at, created_by,
+                        last_used_at, deleted_at, replaces, expires_at,
+                        retire_replaced_on_first_use, rotation_deadline)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                     ON CONFLICT DO NOTHING",
+                    &[
+                        &k.id,
+                        &k.sha256,
+                        &k.last4,
+                        &k.memo,
+                        &k.kind,
+                        &k.created_at,
+                        &k.created_by,
+                        &k.last_used_at,
+                        &k.deleted_at,
+                        &k.replaces,
+                        &k.expires_at,
+                        &k.retire_replaced_on_first_use,
+                        &k.rotation_deadline,
+                    ],
+                )?);
+            }
+            for e in &dump.exposures {
+                n[3] += count(tx.execute(
+                    "INSERT INTO exposures (key_id, location, source, seen_at, recorded_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    &[
+                        &e.key_id,
+                        &e.location,
+                        &e.source,
+                        &e.seen_at,
+                        &e.recorded_at,
+                    ],
+                )?);
+            }
+            for a in &dump.audit {
+                n[4] += count(tx.execute(
+                    "INSERT INTO audit (id, at, actor, action, key_id, detail)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                    &[&a.id, &a.at, &a.actor, &a.action, &a.key_id, &a.detail],
+                )?);
+            }
+            // New events must number after the copied ones.
+            tx.execute(
+                "SELECT setval(pg_get_serial_sequence('audit', 'id'),
+                    GREATEST((SELECT COALESCE(MAX(id), 0) FROM audit), 1))",
+                &[],
+            )?;
+            Ok(n)
+        })
+    }
+}
+
 impl Store for PgStore {
     fn ping(&self) -> Result<()> {
         self.with(|c| {

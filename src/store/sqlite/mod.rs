@@ -314,6 +314,108 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Every row of every table, in insertion order, from one snapshot (for `offkey store copy`).
+    pub fn dump(&self) -> Result<super::copy::Dump> {
+        use super::copy::{AuditRow, Dump, ExposureRow, KeyRow, MemberRow, SessionRow};
+        self.with_reader(|conn| {
+            let tx = conn.transaction()?;
+            let members = tx
+                .prepare(
+                    "SELECT id, email, name, role, password_hash, created_at, removed_at
+                     FROM members ORDER BY rowid",
+                )?
+                .query_map([], |r| {
+                    Ok(MemberRow {
+                        id: r.get(0)?,
+                        email: r.get(1)?,
+                        name: r.get(2)?,
+                        role: r.get(3)?,
+                        password_hash: r.get(4)?,
+                        created_at: r.get(5)?,
+                        removed_at: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let sessions = tx
+                .prepare(
+                    "SELECT token_sha256, member_id, created_at, expires_at,
+                        COALESCE(last_seen_at, created_at) FROM sessions ORDER BY rowid",
+                )?
+                .query_map([], |r| {
+                    Ok(SessionRow {
+                        token_sha256: r.get(0)?,
+                        member_id: r.get(1)?,
+                        created_at: r.get(2)?,
+                        expires_at: r.get(3)?,
+                        last_seen_at: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let keys = tx
+                .prepare(
+                    "SELECT id, sha256, last4, memo, kind, created_at, created_by, last_used_at,
+                        deleted_at, replaces, expires_at, retire_replaced_on_first_use,
+                        rotation_deadline
+                     FROM keys ORDER BY rowid",
+                )?
+                .query_map([], |r| {
+                    Ok(KeyRow {
+                        id: r.get(0)?,
+                        sha256: r.get(1)?,
+                        last4: r.get(2)?,
+                        memo: r.get(3)?,
+                        kind: r.get(4)?,
+                        created_at: r.get(5)?,
+                        created_by: r.get(6)?,
+                        last_used_at: r.get(7)?,
+                        deleted_at: r.get(8)?,
+                        replaces: r.get(9)?,
+                        expires_at: r.get(10)?,
+                        retire_replaced_on_first_use: r.get(11)?,
+                        rotation_deadline: r.get(12)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let exposures = tx
+                .prepare(
+                    "SELECT key_id, location, source, seen_at, recorded_at
+                     FROM exposures ORDER BY rowid",
+                )?
+                .query_map([], |r| {
+                    Ok(ExposureRow {
+                        key_id: r.get(0)?,
+                        location: r.get(1)?,
+                        source: r.get(2)?,
+                        seen_at: r.get(3)?,
+                        recorded_at: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let audit = tx
+                .prepare("SELECT id, at, actor, action, key_id, detail FROM audit ORDER BY id")?
+                .query_map([], |r| {
+                    Ok(AuditRow {
+                        id: r.get(0)?,
+                        at: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        key_id: r.get(4)?,
+                        detail: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Dump {
+                members,
+                sessions,
+                keys,
+                exposures,
+                audit,
+            })
+        })
+    }
+}
+
 impl Store for SqliteStore {
     fn ping(&self) -> Result<()> {
         self.with_reader(|conn| {
