@@ -370,3 +370,45 @@ fn store_copy_moves_everything_checks_it_and_twice_changes_nothing() {
         "ids continue after the copy"
     );
 }
+
+#[test]
+fn healthz_answers_503_while_the_database_is_unreachable_and_200_again_after() {
+    let url = database_url();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let name = format!("hz_{}", offkey::store::new_id("").to_lowercase());
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let (base, _) = url.split_once('?').unwrap_or((&url, ""));
+    let (server, _) = base.rsplit_once('/').expect("a database in the URL");
+    let db = format!("{server}/{name}");
+    let replica = Replica::start(&db);
+    let health = |path: &str| {
+        let resp = reqwest::blocking::get(format!("{}{path}", replica.url)).expect("request");
+        let retry = resp.headers().get("retry-after").cloned();
+        (
+            resp.status().as_u16(),
+            retry,
+            resp.text().unwrap_or_default(),
+        )
+    };
+    assert_eq!(health("/healthz").0, 200);
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false;
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .expect("cut the replica off");
+    let (status, retry, body) = health("/healthz");
+    assert_eq!(status, 503, "{body}");
+    assert!(retry.is_some(), "Retry-After");
+    assert!(body.contains("store_unavailable"), "{body}");
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .expect("let it back");
+    assert_eq!(
+        health("/healthz").0,
+        200,
+        "healthy again once the database is back"
+    );
+}
