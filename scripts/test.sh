@@ -9,6 +9,7 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
@@ -52,8 +53,20 @@ if [ -z "${OFFKEY_TEST_DATABASE_URL:-}" ]; then
     chown "$pg_user" "$pg_dir"
     pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U offkey --auth=trust -E UTF8 >/dev/null
+    # TLS on (a throwaway CA and a certificate for 127.0.0.1), so the rustls path is tested
+    # against the real server; plain connections stay allowed.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=offkey-test-ca \
+      -keyout "$pg_dir/ca.key" -out "$pg_dir/ca.pem" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 \
+      -keyout "$pg_dir/server.key" -out "$pg_dir/server.csr" >/dev/null 2>&1
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$pg_dir/san.ext"
+    openssl x509 -req -in "$pg_dir/server.csr" -CA "$pg_dir/ca.pem" -CAkey "$pg_dir/ca.key" \
+      -CAcreateserial -days 2 -extfile "$pg_dir/san.ext" -out "$pg_dir/server.pem" >/dev/null 2>&1
+    chown "$pg_user" "$pg_dir/server.key" "$pg_dir/server.pem"
+    chmod 600 "$pg_dir/server.key"
     "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
-      -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c max_connections=300 -c fsync=off" start >/dev/null
+      -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_dir -c max_connections=300 -c fsync=off -c ssl=on -c ssl_cert_file=$pg_dir/server.pem -c ssl_key_file=$pg_dir/server.key" start >/dev/null
+    export OFFKEY_TEST_PG_CA="$pg_dir/ca.pem"
     trap '"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null 2>&1 || true; rm -rf "$pg_dir"' EXIT
     "${as_pg[@]}" "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U offkey offkey_test
     export OFFKEY_TEST_DATABASE_URL="postgres://offkey@127.0.0.1:$pg_port/offkey_test"

@@ -412,3 +412,41 @@ fn healthz_answers_503_while_the_database_is_unreachable_and_200_again_after() {
         "healthy again once the database is back"
     );
 }
+
+#[test]
+fn tls_through_rustls_verifies_the_server_certificate() {
+    let url = database_url();
+    let ca = std::env::var("OFFKEY_TEST_PG_CA").unwrap_or_else(|_| {
+        panic!(
+            "OFFKEY_TEST_PG_CA is not set: the TLS test needs the CA of a TLS-enabled test server \
+             (scripts/test.sh makes one with openssl and starts PostgreSQL with ssl=on)"
+        )
+    });
+    let (base, _) = url.split_once('?').unwrap_or((&url, ""));
+    // Our CA: a TLS connection, and the store works over it.
+    let tls_url = format!("{base}?sslmode=verify-full&sslrootcert={ca}");
+    let parsed = offkey::store::DbUrl::parse(&tls_url).expect("parse");
+    let mut client = parsed
+        .config
+        .connect(parsed.tls().expect("tls"))
+        .expect("a TLS connection to the test server");
+    let ssl: bool = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .expect("pg_stat_ssl")
+        .get(0);
+    assert!(ssl, "the connection is encrypted");
+    offkey::store::PgStore::connect(&tls_url)
+        .expect("the store over TLS")
+        .ping()
+        .expect("ping over TLS");
+    // Without our CA (the Mozilla roots only), the self-made certificate is refused.
+    let untrusted = offkey::store::PgStore::connect(&format!("{base}?sslmode=require"));
+    let err = untrusted
+        .err()
+        .expect("an unknown CA is refused")
+        .to_string();
+    assert!(err.contains("cannot connect to the key store"), "{err}");
+}
