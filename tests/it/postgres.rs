@@ -444,9 +444,6 @@ fn tls_through_rustls_verifies_the_server_certificate() {
         .expect("ping over TLS");
     // Without our CA (the Mozilla roots only), the self-made certificate is refused.
     let untrusted = offkey::store::PgStore::connect(&format!("{base}?sslmode=require"));
-    let err = untrusted
-        .err()
-        .expect("an unknown CA is refused")
-        .to_string();
+    let err = untrusted.expect_err("an unknown CA is refused").to_string();
     assert!(err.contains("cannot connect to the key store"), "{err}");
 }

@@ -245,14 +245,10 @@ impl UseRow {
     }
 }
 
-fn use_row(conn: &mut impl GenericClient, sha256: &str, lock: bool) -> Result<Option<UseRow>> {
-    let sql = if lock {
-        "SELECT id, last_used_at, deleted_at, expires_at, retire_replaced_on_first_use, replaces
-         FROM keys WHERE sha256 = $1 FOR UPDATE"
-    } else {
-        "SELECT id, last_used_at, deleted_at, expires_at, retire_replaced_on_first_use, replaces
-         FROM keys WHERE sha256 = $1"
-    };
+/// The key with this hash, its row locked until the transaction ends.
+fn use_row_for_update(conn: &mut impl GenericClient, sha256: &str) -> Result<Option<UseRow>> {
+    let sql = "SELECT id, last_used_at, deleted_at, expires_at, retire_replaced_on_first_use,
+            replaces FROM keys WHERE sha256 = $1 FOR UPDATE";
     Ok(conn.query_opt(sql, &[&sha256])?.map(|r| UseRow {
         id: r.get(0),
         last_used_at: r.get(1),
@@ -982,7 +978,23 @@ impl Store for PgStore {
     }
 
     fn check_key(&self, sha256: &str, now: DateTime<Utc>) -> Result<KeyCheck> {
-        let Some(row) = self.with(|c| use_row(c, sha256, false))? else {
+        // The integration API's hot path: one round trip (typed parameters, no prepare step).
+        let Some(row) = self.with(|c| {
+            Ok(c.query_typed_opt(
+                "SELECT id, last_used_at, deleted_at, expires_at, retire_replaced_on_first_use,
+                    replaces FROM keys WHERE sha256 = $1",
+                &[(&sha256, postgres::types::Type::TEXT)],
+            )?
+            .map(|r| UseRow {
+                id: r.get(0),
+                last_used_at: r.get(1),
+                deleted_at: r.get(2),
+                expires_at: r.get(3),
+                retire_replaced_on_first_use: r.get(4),
+                replaces: r.get(5),
+            }))
+        })?
+        else {
             return Ok(KeyCheck::Refused);
         };
         if !row.works(now) {
@@ -1005,7 +1017,7 @@ impl Store for PgStore {
         // that recorded the use meanwhile makes ours a no-op, and a first use (retiring the
         // replaced key) is seen as first by exactly one caller.
         self.tx(|tx| {
-            let Some(row) = use_row(tx, sha256, true)? else {
+            let Some(row) = use_row_for_update(tx, sha256)? else {
                 return Ok(None);
             };
             if !row.works(now) {
