@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test: installs what the tests need when it is missing (Chromium and ChromeDriver for the
+# Every test: installs what the tests need when it is missing (PostgreSQL, haproxy and openssl
+# for the key store on PostgreSQL, Chromium and ChromeDriver for the
 # browser test, Microsoft's SARIF Multitool, the pre-commit framework, check-jsonschema, zizmor
 # and act for the GitHub Action), then runs cargo test.
 set -euo pipefail
@@ -10,6 +11,8 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v git >/dev/null 2>&1 || need_apt+=(git)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# haproxy: the load balancer in front of three `offkey serve` replicas in tests/it/postgres.rs.
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi

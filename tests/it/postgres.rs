@@ -447,3 +447,150 @@ fn tls_through_rustls_verifies_the_server_certificate() {
     let err = untrusted.expect_err("an unknown CA is refused").to_string();
     assert!(err.contains("cannot connect to the key store"), "{err}");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// haproxy in front of `backends`, round robin, health-checked on `GET /healthz`.
+struct Balancer {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Balancer {
+    fn start(backends: &[&Replica]) -> Balancer {
+        let haproxy = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or_else(|| {
+                panic!(
+                    "haproxy is not installed: `apt-get install haproxy` (scripts/test.sh does it)"
+                )
+            });
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut servers = String::new();
+        for (i, b) in backends.iter().enumerate() {
+            let addr = b.url.trim_start_matches("http://");
+            servers.push_str(&format!(
+                "    server r{i} {addr} check inter 200ms fall 1 rise 1\n"
+            ));
+        }
+        let cfg = format!(
+            "global\n    maxconn 256\ndefaults\n    mode http\n    timeout connect 1s\n    \
+             timeout client 10s\n    timeout server 10s\n    retries 2\n    option redispatch\n\
+             frontend f\n    bind 127.0.0.1:{port}\n    default_backend b\n\
+             backend b\n    balance roundrobin\n    option httpchk GET /healthz\n{servers}"
+        );
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, cfg).expect("write haproxy.cfg");
+        let mut child = Command::new(haproxy)
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start haproxy");
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if reqwest::blocking::get(format!("{url}/healthz")).is_ok_and(|r| r.status() == 200) {
+                return Balancer {
+                    child,
+                    url,
+                    _dir: dir,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("haproxy did not start on {url}");
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn three_replicas_behind_haproxy_share_one_store_and_survive_losing_one() {
+    let db = fresh_url();
+    let out = members_add(&db, "lb@example.com");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&db)).collect();
+    let lb = Balancer::start(&replicas.iter().collect::<Vec<_>>());
+    let anon = || offkey::client::Client::new(&lb.url).expect("client");
+    let login = anon()
+        .login("lb@example.com", PASSWORD)
+        .expect("sign in through the balancer");
+    let admin = anon().with_token(login.token);
+    let mut created = Vec::new();
+    for i in 0..6 {
+        created.push(admin.create_key(&format!("lb {i}")).expect("create"));
+    }
+    for c in &created {
+        // Three uses: round robin sends them to three replicas.
+        for _ in 0..3 {
+            assert!(
+                anon().account(&c.key).is_ok(),
+                "the key works on every replica"
+            );
+        }
+    }
+    let listed = admin.list_keys().expect("list");
+    assert!(
+        created
+            .iter()
+            .all(|c| listed.iter().any(|k| k.id == c.info.id))
+    );
+    let doomed = &created[0];
+    admin.delete_key(&doomed.info.id).expect("delete");
+    for _ in 0..3 {
+        assert!(
+            anon().account(&doomed.key).is_err(),
+            "a delete answered by one replica is refused by the others on the very next request"
+        );
+    }
+    // Lose one replica: the balancer routes around it and nothing answered is lost.
+    let mut replicas = replicas;
+    let mut dead = replicas.remove(1);
+    let _ = dead.child.kill();
+    let _ = dead.child.wait();
+    let mut answered = Vec::new();
+    for i in 0..12 {
+        // A request in flight to the killed replica may fail once; what was answered counts.
+        if let Ok(c) = admin.create_key(&format!("after {i}")) {
+            answered.push(c);
+        }
+    }
+    assert!(
+        answered.len() >= 10,
+        "the balancer routes around the dead replica"
+    );
+    let listed = admin.list_keys().expect("list");
+    for c in &answered {
+        assert!(
+            listed.iter().any(|k| k.id == c.info.id),
+            "every answered 201 is listed"
+        );
+        assert!(anon().account(&c.key).is_ok(), "and works");
+    }
+    assert!(
+        anon().account(&doomed.key).is_err(),
+        "the deleted key stays deleted"
+    );
+}
