@@ -16,16 +16,11 @@ use crate::store::{Store, default_data_dir};
 pub struct DataArgs {
     /// Directory of the key store (keys.db) [default: the platform data dir, e.g.
     /// ~/.local/share/offkey].
-    #[arg(
-        long,
-        env = "OFFKEY_DATA",
-        value_name = "DIR",
-        conflicts_with = "database"
-    )]
+    #[arg(long, env = "OFFKEY_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// A PostgreSQL key store instead, shared by any number of `offkey serve` replicas:
     /// postgres://user@host:port/dbname (add ?sslmode=verify-full for TLS). Its schema is
-    /// brought up to date when opened.
+    /// brought up to date when opened. Given, it wins over --data / OFFKEY_DATA.
     #[arg(
         long,
         env = "OFFKEY_DATABASE_URL",

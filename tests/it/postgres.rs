@@ -594,3 +594,36 @@ fn three_replicas_behind_haproxy_share_one_store_and_survive_losing_one() {
         "the deleted key stays deleted"
     );
 }
+
+#[test]
+fn keys_import_legacy_takes_the_database_option_and_wins_over_data() {
+    let db = fresh_url();
+    let data = tempfile::tempdir().expect("temp dir");
+    let legacy = hex::encode(rand::random::<[u8; 16]>());
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let out = offkey(scratch.path())
+        .args(["keys", "import-legacy", "--database", &db])
+        .env("OFFKEY_DATA", data.path())
+        .env_remove("OFFKEY_DATABASE_URL")
+        .write_stdin(format!(
+            "{{\"key\":\"{legacy}\",\"memo\":\"old integration\"}}\n"
+        ))
+        .output()
+        .expect("import");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains(&legacy), "the key is never echoed: {err}");
+    assert!(
+        !data.path().join("keys.db").exists(),
+        "--database wins over OFFKEY_DATA"
+    );
+    let store = offkey::store::PgStore::open(&db).expect("open");
+    let hit = &store
+        .lookup(
+            &[offkey::key::sha256_hex(legacy.as_bytes())],
+            Utc::now(),
+            "t",
+        )
+        .expect("lookup")[0];
+    assert_eq!(hit.status, offkey::store::LookupStatus::Active);
+}
