@@ -16,6 +16,7 @@ pub mod redact;
 pub mod rotate;
 pub mod scan;
 pub mod serve;
+pub mod store;
 pub mod verify;
 
 /// How a command ended, as the exit code says it.
@@ -76,6 +77,9 @@ pub enum Command {
     /// List, create, delete and import API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Maintain the key store: migrate a PostgreSQL schema, copy SQLite into PostgreSQL.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Sign in to a key service and keep the session token in the config dir.
     Login(login::LoginArgs),
     /// End the saved session.
@@ -109,6 +113,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Serve(args) => serve::run(*args),
         Command::Members(cmd) => members::run(cmd),
         Command::Keys(cmd) => keys::run(cmd),
+        Command::Store(cmd) => store::run(cmd),
         Command::Login(args) => login::run(args),
         Command::Logout(args) => login::run_logout(args),
     }

@@ -21,6 +21,16 @@ pub struct DataArgs {
     /// ~/.local/share/offkey].
     #[arg(long, env = "OFFKEY_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// A PostgreSQL key store instead, shared by any number of `offkey serve` replicas:
+    /// postgres://user@host:port/dbname (add ?sslmode=verify-full for TLS). Its schema is
+    /// brought up to date when opened. Given, it wins over --data / OFFKEY_DATA.
+    #[arg(
+        long,
+        env = "OFFKEY_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
 }
 
 impl DataArgs {
@@ -35,7 +45,18 @@ impl DataArgs {
 
     /// Open the store.
     pub fn open(&self) -> Result<Arc<dyn Store>> {
-        Ok(crate::store::open(&self.dir()?)?)
+        match &self.database {
+            Some(url) => Ok(crate::store::open_url(url)?),
+            None => Ok(crate::store::open(&self.dir()?)?),
+        }
+    }
+
+    /// Where the store is, for messages: the directory, or the database without password.
+    pub fn describe(&self) -> Result<String> {
+        match &self.database {
+            Some(url) => Ok(crate::store::DbUrl::parse(url)?.target()),
+            None => Ok(self.dir()?.display().to_string()),
+        }
     }
 }
 
@@ -188,7 +209,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
         public_url,
         max_password_checks: args.max_password_checks.max(1),
     };
-    let dir = args.data.dir()?;
+    let where_ = args.data.describe()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -204,7 +225,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
             net.public_url.as_ref(),
             args.insecure_http,
         )?;
-        let mut state = AppState::new(crate::store::open(&dir)?).with_net(net);
+        let mut state = AppState::new(args.data.open()?).with_net(net);
         if let Some(file) = &args.github_keys {
             let github =
                 GithubAlerts::new(file.clone(), args.on_public_leak, args.notify_url.clone())?;
@@ -216,7 +237,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
             "http"
         };
         eprintln!("offkey serve listening on {scheme}://{addr}");
-        eprintln!("offkey serve data {}", dir.display());
+        eprintln!("offkey serve data {where_}");
         if let Some(file) = &args.github_keys {
             eprintln!(
                 "offkey serve GitHub secret scanning alerts at POST /v1/secret-scanning/github, keys {}",

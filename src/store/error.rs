@@ -1,4 +1,6 @@
-//! The store's error type. Messages name the store file or the conflict, never a key or token.
+//! The store's error type, backend-neutral: each backend maps its driver's errors into it (see
+//! `sqlite/` and `postgres/`). Messages name the store file, the database (without password) or
+//! the conflict, never a key, token or password.
 
 use std::path::PathBuf;
 
@@ -13,10 +15,21 @@ pub enum StoreError {
         /// What went wrong.
         message: String,
     },
+    /// The database server could not be reached or refused us.
+    #[error("cannot connect to the key store {target}: {message}")]
+    Connect {
+        /// The database, as `host:port/dbname` (never the password).
+        target: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The database URL is not one offkey can use.
+    #[error("bad database URL: {0}")]
+    BadUrl(String),
     /// The database was written by a newer offkey.
     #[error("the key store {path} has schema version {found}; this offkey knows up to {known}")]
     TooNew {
-        /// The database file.
+        /// The database file, or the database as `host:port/dbname`.
         path: PathBuf,
         /// Its version.
         found: i64,
@@ -32,11 +45,8 @@ pub enum StoreError {
     /// The backend failed.
     #[error("key store: {0}")]
     Backend(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(err: rusqlite::Error) -> Self {
-        // rusqlite's messages carry SQL and constraint names, never bound values.
-        StoreError::Backend(err.to_string())
-    }
+    /// A transaction kept losing to concurrent ones (serialization failures or deadlocks)
+    /// after every retry; nothing was changed.
+    #[error("key store: too much contention, gave up after {0} tries; nothing was changed")]
+    Contention(u32),
 }

@@ -94,3 +94,36 @@ pub fn cancel_on_delete(
         _ => Cancel::None,
     }
 }
+
+impl Cancel {
+    /// The audit row a cancel writes: the old key's id and what happened to it.
+    pub fn audit(&self, new_id: &str) -> Option<(&str, String)> {
+        let (old_id, what) = match self {
+            Cancel::None => return None,
+            Cancel::Restore { old_id, deadline } => (
+                old_id,
+                deadline.map_or_else(
+                    || "the old key works again with no deadline".to_owned(),
+                    |d| {
+                        format!(
+                            "the old key works until {}",
+                            d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        )
+                    },
+                ),
+            ),
+            Cancel::Stands { old_id } => (
+                old_id,
+                "the old key was found in public and its deadline stands".to_owned(),
+            ),
+            Cancel::TooLate { old_id } => (
+                old_id,
+                "the old key had already stopped working and stays revoked".to_owned(),
+            ),
+        };
+        Some((
+            old_id.as_str(),
+            format!("replacement {new_id} deleted before its first use; {what}"),
+        ))
+    }
+}

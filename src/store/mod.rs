@@ -2,13 +2,17 @@
 //! exposures and the audit log.
 //!
 //! [`Store`] is the one narrow interface the server and the CLI use: the operations the API
-//! needs, not SQL. [`SqliteStore`] is the embedded default (WAL, `synchronous=FULL`, one writer
-//! connection, a small pool of readers); a PostgreSQL backend can implement the same trait.
-//! Every change is one transaction, and the audit event of a change is written in it.
+//! needs, not SQL, with its atomicity written on it. Backends live side by side:
+//! [`SqliteStore`] (`sqlite/`) is the embedded default (WAL, `synchronous=FULL`, one writer
+//! connection, a small pool of readers); [`PgStore`] (`postgres/`) lets any number of
+//! `offkey serve` replicas share one PostgreSQL database. The key lifecycle rules are in
+//! [`lifecycle`], once for both; `conformance` is the suite every backend passes.
 
+pub mod copy;
 mod error;
 pub mod lifecycle;
 mod model;
+mod postgres;
 mod sqlite;
 
 use std::path::PathBuf;
@@ -21,11 +25,15 @@ pub use model::{
     ImportCount, KeyCheck, KeyRecord, LookupHit, LookupStatus, MAX_MEMO, Member, MemberRef, NewKey,
     NewMember, Role, Rotation, Session, check_memo,
 };
+pub use postgres::{DbUrl, PgStore};
 pub use sqlite::SqliteStore;
 
 /// The exposure source of GitHub's secret scanning alerts. A key with such an exposure is
 /// public: deleting its never-used replacement does not lift its deadline.
 pub const PUBLIC_LEAK_SOURCE: &str = "github";
+
+#[cfg(test)]
+pub(crate) mod conformance;
 
 /// Result of a store operation.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -39,17 +47,44 @@ pub const SESSION_IDLE: chrono::Duration = chrono::Duration::hours(2);
 
 /// The key store's operations. Implementations must be safe to share between threads; every
 /// method is blocking (call it from `spawn_blocking` in async code).
+///
+/// # The contract every backend keeps
+///
+/// - **Atomic.** Each method is one transaction: it happens whole or not at all, and the audit
+///   event of a change is written in the same transaction. An answered change is durable (it
+///   survives a crash of the process, and of the machine for SQLite's `synchronous=FULL` and
+///   PostgreSQL's default `synchronous_commit`).
+/// - **Linearizable per key, member and session.** Several store instances may share one
+///   database (replicas of `offkey serve` on PostgreSQL, or two processes on one SQLite file).
+///   A change that returned on one instance is seen by every call that *starts* afterwards on
+///   any instance: a key deleted on replica A is refused by `use_key` on replica B on the very
+///   next request. Calls that overlap in time behave as if they ran one after the other, in
+///   some order; which order is not promised.
+/// - **No lost updates.** Read-decide-write methods (`add_member`, `delete_key`, `rotate_key`,
+///   `use_key`'s first use, `set_password`) decide on a row they hold locked (PostgreSQL:
+///   `SELECT … FOR UPDATE`; SQLite: the one writer), so two of them racing on the same row
+///   never both act on the same old state.
+/// - **Errors change nothing.** A method that returns `Err` left the store as it was.
+///
+/// Below, "others see" says what a concurrent caller on another instance may observe.
 pub trait Store: Send + Sync + 'static {
-    /// Add a member. [`StoreError::DuplicateEmail`] if an active member has this email.
+    /// Whether the database answers (a trivial query); for `GET /healthz`. Changes nothing.
+    fn ping(&self) -> Result<()>;
+
+    /// Add a member. [`StoreError::DuplicateEmail`] if an active member has this email
+    /// (case-insensitively). Others see the member whole or not at all; of two concurrent adds
+    /// of one email exactly one succeeds, the other gets `DuplicateEmail`.
     fn add_member(&self, member: NewMember, now: DateTime<Utc>) -> Result<Member>;
-    /// Active members, oldest first.
+    /// Active members, oldest first. One consistent snapshot.
     fn list_members(&self) -> Result<Vec<Member>>;
-    /// Remove the active member with this email or id and end their sessions; `false` if none.
+    /// Remove the active member with this email or id and end their sessions, in one
+    /// transaction; `false` if none. Once it returned, no instance accepts their sessions.
     fn remove_member(&self, email_or_id: &str, now: DateTime<Utc>) -> Result<bool>;
-    /// An active member's password hash, for sign-in.
+    /// An active member's password hash, for sign-in. Reads only.
     fn member_credentials(&self, email: &str) -> Result<Option<Credentials>>;
 
-    /// Store a new session by the sha256 of its token.
+    /// Store a new session by the sha256 of its token (and sweep ended ones). Once it returned,
+    /// every instance accepts the session.
     fn create_session(
         &self,
         token_sha256: &str,
@@ -58,9 +93,13 @@ pub trait Store: Send + Sync + 'static {
         expires_at: DateTime<Utc>,
     ) -> Result<()>;
     /// The live session with this token hash (not expired, used within [`SESSION_IDLE`],
-    /// member not removed), recording the use (coalesced to [`LAST_USED_RESOLUTION`]).
+    /// member not removed), recording the use (coalesced to [`LAST_USED_RESOLUTION`]: at most
+    /// one write a minute per session, whichever instance serves it). The recorded use is
+    /// conditional on the session still being there, so a logout that returned on another
+    /// instance wins: the answer is `None`.
     fn session(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<Option<Session>>;
-    /// End a session at once; `false` if there was none.
+    /// End a session at once; `false` if there was none. Once it returned, no instance accepts
+    /// the token.
     fn end_session(&self, token_sha256: &str) -> Result<bool>;
     /// End every session of a member at once; answers how many there were.
     fn end_member_sessions(&self, member_id: &str) -> Result<usize>;
@@ -68,29 +107,44 @@ pub trait Store: Send + Sync + 'static {
     /// `false` if there is no active member with this email.
     fn set_password(&self, email: &str, password_hash: &str, now: DateTime<Utc>) -> Result<bool>;
 
-    /// Store a newly issued key.
+    /// Store a newly issued key. [`StoreError::DuplicateKey`] if its hash is stored. Once it
+    /// returned, every instance accepts the key.
     fn create_key(&self, key: NewKey, actor: &str) -> Result<KeyRecord>;
-    /// Store legacy keys; keys already present (same hash) are skipped. One transaction.
+    /// Store legacy keys; keys already present (same hash) are skipped. One transaction: others
+    /// see all of them or none; two concurrent imports of one key store it once.
     fn import_legacy(&self, keys: Vec<NewKey>, actor: &str) -> Result<ImportCount>;
-    /// Working keys, newest first (deleted and expired ones are not listed).
+    /// Working keys, newest first (deleted and expired ones are not listed). One consistent
+    /// snapshot.
     fn list_keys(&self, now: DateTime<Utc>) -> Result<Vec<KeyRecord>>;
     /// Delete a working key for good; `None` if unknown or already deleted/expired. Deleting a
     /// replacement never used cancels its rotation (see [`lifecycle::cancel_on_delete`]): the
     /// old key is restored only while it still works, and the audit log says which happened.
+    /// The key row is locked for the decision: of two concurrent deletes one answers `Some`;
+    /// against a concurrent [`Store::use_key`] either the use happened first (and counted) or
+    /// the use is refused; no use succeeds on any instance once the delete returned.
     fn delete_key(&self, id: &str, now: DateTime<Utc>, actor: &str) -> Result<Option<KeyRecord>>;
     /// Issue a replacement for a working key; `None` if the old key is unknown or not working.
+    /// The old key's row is locked for the decision, so concurrent rotations of one key each
+    /// see the deadline the previous one set (deadlines only move earlier, see
+    /// [`lifecycle::rotated_deadline`]).
     fn rotate_key(&self, rotation: Rotation, actor: &str) -> Result<Option<KeyRecord>>;
-    /// Status of each hash, in order. Never changes `last_used_at`.
+    /// Status of each hash, in order, from one snapshot. Never changes `last_used_at`; writes
+    /// one audit event.
     fn lookup(&self, hashes: &[String], now: DateTime<Utc>, actor: &str) -> Result<Vec<LookupHit>>;
     /// Whether a key works and whether its use needs recording; reads only (cheap enough for
-    /// the hot path of the integration API).
+    /// the hot path of the integration API). Reads committed state, so a delete that returned
+    /// anywhere is seen; [`Store::use_key`] is built on it and decides under a row lock when it
+    /// must write.
     fn check_key(&self, sha256: &str, now: DateTime<Utc>) -> Result<KeyCheck>;
     /// Authenticate an integration request: the id of the working key with this hash, recording
-    /// the use (coalesced to [`LAST_USED_RESOLUTION`]) and, on a rotated key's first use,
-    /// retiring the key it replaced when asked to. `None` for unknown, deleted or expired keys.
+    /// the use (coalesced to [`LAST_USED_RESOLUTION`], shared by all instances: at most one write
+    /// a minute per key) and, on a rotated key's first use, retiring the key it replaced when
+    /// asked to: exactly once, whichever instances race on the first use. `None` for unknown,
+    /// deleted or expired keys. Every answer is decided against the committed state at the
+    /// moment of the call: a key deleted before the call started is refused.
     fn use_key(&self, sha256: &str, now: DateTime<Utc>) -> Result<Option<String>>;
-    /// Record exposures; one per (key, location), repeats and unknown hashes ignored.
-    /// Answers how many were new.
+    /// Record exposures; one per (key, location), repeats and unknown hashes ignored, also
+    /// between concurrent callers. Answers how many were new.
     fn record_exposures(
         &self,
         reports: &[ExposureReport],
@@ -101,7 +155,9 @@ pub trait Store: Send + Sync + 'static {
     /// Record an audit event on its own (sign-in and the like).
     fn audit(&self, entry: AuditEntry, now: DateTime<Utc>) -> Result<()>;
     /// The latest `limit` events older than the event `before` (all when `None`), newest
-    /// first; each event's `id` is the cursor for the next page.
+    /// first; each event's `id` is the cursor for the next page. Ids grow with insertion
+    /// order; on PostgreSQL an event still being committed on another replica while a page is
+    /// read may land just below that page's cursor (paging never shows an event twice).
     fn audit_log(&self, limit: usize, before: Option<i64>) -> Result<Vec<AuditEvent>>;
 }
 
@@ -119,6 +175,12 @@ pub fn db_path(data_dir: &std::path::Path) -> PathBuf {
 /// picks a backend, so callers hold only a `dyn Store`.
 pub fn open(data_dir: &std::path::Path) -> Result<std::sync::Arc<dyn Store>> {
     Ok(std::sync::Arc::new(SqliteStore::open(&db_path(data_dir))?))
+}
+
+/// Open the PostgreSQL store at `url`, applying any schema migration it lacks (safe when
+/// several replicas start at once).
+pub fn open_url(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(std::sync::Arc::new(PgStore::open(url)?))
 }
 
 /// A fresh random id with a prefix, e.g. `key_3fQ…` (16 base62 characters, about 95 bits).

@@ -9,6 +9,7 @@ mod github;
 mod integrations;
 mod leaks;
 mod network;
+mod postgres;
 mod scan;
 mod service;
 mod sources;

@@ -36,6 +36,9 @@ impl Stalling {
 type R<T> = crate::store::Result<T>;
 
 impl Store for Stalling {
+    fn ping(&self) -> R<()> {
+        self.inner.ping()
+    }
     fn add_member(&self, m: NewMember, now: DateTime<Utc>) -> R<Member> {
         self.inner.add_member(m, now)
     }

@@ -1,6 +1,6 @@
 //! [`SqliteStore`]: the embedded key store. WAL, `synchronous=FULL` (an answered change survives
 //! a crash or a power cut), `foreign_keys=on`; one writer connection behind a mutex and a small
-//! pool of reader connections. The schema lives in `schema.sql`; its version is
+//! pool of reader connections. The schema lives in `schema-*.sql`; its version is
 //! `PRAGMA user_version`, and [`MIGRATIONS`] brings an older store forward.
 
 use std::path::{Path, PathBuf};
@@ -17,8 +17,15 @@ use super::{
 };
 use crate::key::KeyKind;
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        // rusqlite's messages carry SQL and constraint names, never bound values.
+        StoreError::Backend(err.to_string())
+    }
+}
+
 /// Forward migrations: entry `i` brings a store from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema-2.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema-1.sql"), include_str!("schema-2.sql")];
 
 /// Reader connections kept open for reuse.
 const READER_POOL: usize = 8;
@@ -203,6 +210,13 @@ fn use_row(conn: &Connection, sha256: &str) -> rusqlite::Result<Option<UseRow>> 
     .optional()
 }
 
+/// A write transaction, IMMEDIATE: it takes the write lock at `BEGIN`, so two processes (or two
+/// store instances) on one file never both read and then deadlock upgrading to a write (a
+/// deferred transaction would fail with SQLITE_BUSY there instead of waiting).
+fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -310,7 +324,7 @@ impl SqliteStore {
             if version < found {
                 continue;
             }
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", version + 1)?;
             tx.commit()?;
@@ -345,10 +359,119 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Every row of every table, in insertion order, from one snapshot (for `offkey store copy`).
+    pub fn dump(&self) -> Result<super::copy::Dump> {
+        use super::copy::{AuditRow, Dump, ExposureRow, KeyRow, MemberRow, SessionRow};
+        self.with_reader(|conn| {
+            let tx = conn.transaction()?;
+            let members = tx
+                .prepare(
+                    "SELECT id, email, name, role, password_hash, created_at, removed_at
+                     FROM members ORDER BY rowid",
+                )?
+                .query_map([], |r| {
+                    Ok(MemberRow {
+                        id: r.get(0)?,
+                        email: r.get(1)?,
+                        name: r.get(2)?,
+                        role: r.get(3)?,
+                        password_hash: r.get(4)?,
+                        created_at: r.get(5)?,
+                        removed_at: r.get(6)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let sessions = tx
+                .prepare(
+                    "SELECT token_sha256, member_id, created_at, expires_at,
+                        COALESCE(last_seen_at, created_at) FROM sessions ORDER BY rowid",
+                )?
+                .query_map([], |r| {
+                    Ok(SessionRow {
+                        token_sha256: r.get(0)?,
+                        member_id: r.get(1)?,
+                        created_at: r.get(2)?,
+                        expires_at: r.get(3)?,
+                        last_seen_at: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let keys = tx
+                .prepare(
+                    "SELECT id, sha256, last4, memo, kind, created_at, created_by, last_used_at,
+                        deleted_at, replaces, expires_at, retire_replaced_on_first_use,
+                        rotation_deadline
+                     FROM keys ORDER BY rowid",
+                )?
+                .query_map([], |r| {
+                    Ok(KeyRow {
+                        id: r.get(0)?,
+                        sha256: r.get(1)?,
+                        last4: r.get(2)?,
+                        memo: r.get(3)?,
+                        kind: r.get(4)?,
+                        created_at: r.get(5)?,
+                        created_by: r.get(6)?,
+                        last_used_at: r.get(7)?,
+                        deleted_at: r.get(8)?,
+                        replaces: r.get(9)?,
+                        expires_at: r.get(10)?,
+                        retire_replaced_on_first_use: r.get(11)?,
+                        rotation_deadline: r.get(12)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let exposures = tx
+                .prepare(
+                    "SELECT key_id, location, source, seen_at, recorded_at
+                     FROM exposures ORDER BY rowid",
+                )?
+                .query_map([], |r| {
+                    Ok(ExposureRow {
+                        key_id: r.get(0)?,
+                        location: r.get(1)?,
+                        source: r.get(2)?,
+                        seen_at: r.get(3)?,
+                        recorded_at: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let audit = tx
+                .prepare("SELECT id, at, actor, action, key_id, detail FROM audit ORDER BY id")?
+                .query_map([], |r| {
+                    Ok(AuditRow {
+                        id: r.get(0)?,
+                        at: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        key_id: r.get(4)?,
+                        detail: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Dump {
+                members,
+                sessions,
+                keys,
+                exposures,
+                audit,
+            })
+        })
+    }
+}
+
 impl Store for SqliteStore {
+    fn ping(&self) -> Result<()> {
+        self.with_reader(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+    }
+
     fn add_member(&self, m: NewMember, now: DateTime<Utc>) -> Result<Member> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let taken: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM members WHERE email = ?1 AND removed_at IS NULL)",
                 [&m.email],
@@ -400,7 +523,7 @@ impl Store for SqliteStore {
 
     fn remove_member(&self, email_or_id: &str, now: DateTime<Utc>) -> Result<bool> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let id: Option<String> = tx
                 .query_row(
                     "SELECT id FROM members WHERE (email = ?1 OR id = ?1) AND removed_at IS NULL",
@@ -447,7 +570,7 @@ impl Store for SqliteStore {
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             // Sweep ended sessions while we are writing anyway.
             tx.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")?
                 .execute([ms(now)])?;
@@ -510,7 +633,7 @@ impl Store for SqliteStore {
 
     fn set_password(&self, email: &str, password_hash: &str, now: DateTime<Utc>) -> Result<bool> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let id: Option<String> = tx
                 .prepare_cached("SELECT id FROM members WHERE email = ?1 AND removed_at IS NULL")?
                 .query_row([email], |r| r.get(0))
@@ -544,7 +667,7 @@ impl Store for SqliteStore {
 
     fn create_key(&self, key: NewKey, actor: &str) -> Result<KeyRecord> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             insert_key(&tx, &key)?;
             insert_audit(
                 &tx,
@@ -563,7 +686,7 @@ impl Store for SqliteStore {
 
     fn import_legacy(&self, keys: Vec<NewKey>, actor: &str) -> Result<ImportCount> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let mut count = ImportCount::default();
             let now = Utc::now();
             for key in &keys {
@@ -605,7 +728,7 @@ impl Store for SqliteStore {
 
     fn delete_key(&self, id: &str, now: DateTime<Utc>, actor: &str) -> Result<Option<KeyRecord>> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let Some(key) = key_by(&tx, "id", id)? else {
                 return Ok(None);
             };
@@ -647,30 +770,12 @@ impl Store for SqliteStore {
                     )
                 }
             };
-            // What the cancel says in the audit log, once for every outcome.
-            let said = |old_id: &str, what: &str| {
-                let detail = format!("replacement {id} deleted before its first use; {what}");
-                insert_audit(&tx, now, Some(actor), "cancel_rotation", Some(old_id), Some(&detail))
-            };
-            match cancel {
-                Cancel::None => {}
-                Cancel::Restore { old_id, deadline } => {
-                    tx.prepare_cached("UPDATE keys SET expires_at = ?1 WHERE id = ?2")?
-                        .execute(params![deadline.map(ms), old_id])?;
-                    let works = deadline.map_or_else(
-                        || "again with no deadline".to_owned(),
-                        |d| format!("until {}", d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                    );
-                    said(&old_id, &format!("the old key works {works}"))?;
-                }
-                Cancel::Stands { old_id } => said(
-                    &old_id,
-                    "the old key was found in public and its deadline stands",
-                )?,
-                Cancel::TooLate { old_id } => said(
-                    &old_id,
-                    "the old key had already stopped working and stays revoked",
-                )?,
+            if let Cancel::Restore { old_id, deadline } = &cancel {
+                tx.prepare_cached("UPDATE keys SET expires_at = ?1 WHERE id = ?2")?
+                    .execute(params![deadline.map(ms), old_id])?;
+            }
+            if let Some((old_id, detail)) = cancel.audit(id) {
+                insert_audit(&tx, now, Some(actor), "cancel_rotation", Some(old_id), Some(&detail))?;
             }
             tx.commit()?;
             Ok(Some(KeyRecord {
@@ -683,7 +788,7 @@ impl Store for SqliteStore {
     fn rotate_key(&self, r: Rotation, actor: &str) -> Result<Option<KeyRecord>> {
         self.with_writer(|conn| {
             let now = r.new.created_at;
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let Some(old) = key_by(&tx, "id", &r.old_id)? else {
                 return Ok(None);
             };
@@ -806,7 +911,7 @@ impl Store for SqliteStore {
         }
         // Record the use; re-read under the writer so a delete that just happened wins.
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let Some(row) = use_row(&tx, sha256)? else {
                 return Ok(None);
             };
@@ -854,7 +959,7 @@ impl Store for SqliteStore {
         actor: &str,
     ) -> Result<usize> {
         self.with_writer(|conn| {
-            let tx = conn.transaction()?;
+            let tx = write_tx(conn)?;
             let mut recorded = 0;
             for e in reports {
                 let id: Option<String> = tx
