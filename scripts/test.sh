@@ -81,4 +81,4 @@ if [ -z "${OFFKEY_TEST_DATABASE_URL:-}" ]; then
   # Without a server the PostgreSQL tests fail and say what to install.
 fi
 
-cargo test --all-targets
+cargo test --all-targets "$@"

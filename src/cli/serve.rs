@@ -225,7 +225,33 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
             net.public_url.as_ref(),
             args.insecure_http,
         )?;
-        let mut state = AppState::new(args.data.open()?).with_net(net);
+        // The store is opened off the runtime's threads: PostgreSQL's synchronous client runs a
+        // runtime of its own and may not start inside this one.
+        let data = args.data.clone();
+        let store = tokio::task::spawn_blocking(move || data.open())
+            .await
+            .context("opening the store stopped")??;
+        // ... and closed off them too: this handle outlives the server's, so the last drop of
+        // the store (its pooled connections) happens below, on the blocking pool.
+        let keep = Arc::clone(&store);
+        let served = run_server(args, listener, store, net, options, where_).await;
+        let _ = tokio::task::spawn_blocking(move || drop(keep)).await;
+        served
+    })
+}
+
+/// Serve until a shutdown signal, with the store already open.
+async fn run_server(
+    args: ServeArgs,
+    listener: tokio::net::TcpListener,
+    store: Arc<dyn Store>,
+    net: NetSettings,
+    options: ServeOptions,
+    where_: String,
+) -> Result<Outcome> {
+    let addr = listener.local_addr().context("no local address")?;
+    {
+        let mut state = AppState::new(store).with_net(net);
         if let Some(file) = &args.github_keys {
             let github =
                 GithubAlerts::new(file.clone(), args.on_public_leak, args.notify_url.clone())?;
@@ -249,7 +275,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
             .context("the server failed")?;
         eprintln!("offkey serve stopped");
         Ok(Outcome::Clean)
-    })
+    }
 }
 
 async fn shutdown_signal() {
