@@ -450,3 +450,52 @@ fn ai_history_without_home_says_so() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ai-history needs $HOME"));
 }
+
+#[test]
+fn sarif_for_ai_history_is_valid_and_names_tool_session_and_table() {
+    let home = tempfile::tempdir().expect("temp HOME");
+    let h = home.path();
+    let keys: Vec<String> = (0..2).map(|_| current_key()).collect();
+    write(
+        h,
+        ".claude/projects/p/s.jsonl",
+        lines(&[
+            json!({"type": "user", "sessionId": "cc-1", "timestamp": "2025-07-03T09:14:02Z",
+                       "message": {"role": "user", "content": format!("key {}", keys[0])}}),
+        ]),
+    );
+    vscdb(
+        &h.join(".config/Cursor/User/globalStorage/state.vscdb"),
+        &[("ItemTable", &[("note", format!("k {}", keys[1]))])],
+    );
+    let out = h.join("ai.sarif");
+    let run = offkey_home(
+        h,
+        &[
+            "scan",
+            "--ai-history",
+            "-f",
+            "sarif",
+            "-o",
+            out.to_str().expect("utf8"),
+        ],
+    );
+    assert_eq!(run.status, Some(1), "{}", run.stderr);
+    let v = crate::integrations::check_sarif(&out, &keys);
+    let results = v["runs"][0]["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{results:#?}");
+    let props: Vec<&Value> = results.iter().map(|r| &r["properties"]).collect();
+    assert!(
+        props
+            .iter()
+            .any(|p| p["tool"] == "claude-code" && p["session"] == "cc-1" && p["message"] == 0),
+        "{props:#?}"
+    );
+    assert!(
+        props.iter().any(|p| p["tool"] == "cursor"
+            && p["table"] == "ItemTable"
+            && p["row"] == 1
+            && p["columnName"] == "value"),
+        "{props:#?}"
+    );
+}
