@@ -40,7 +40,9 @@ pub fn scan_ai_file(
     let start = out.len();
     scan_blob(matcher, policy, data, &origin, scratch, out);
     if matches!(tool, AiTool::Cursor | AiTool::VsCode | AiTool::Windsurf) {
-        if formats::looks_like_sqlite(data) {
+        if file.to_string_lossy().ends_with("-wal") {
+            // A write-ahead log: pages of the database as bytes, scanned above.
+        } else if formats::looks_like_sqlite(data) {
             sqlite_at(
                 matcher, policy, file, &origin, scratch, out, start, warn, true,
             );

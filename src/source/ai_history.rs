@@ -126,6 +126,14 @@ pub fn discover(home: &Path) -> (Vec<AiFile>, Vec<Looked>) {
             &mut ws,
         );
         found.extend(ws);
+        // A running editor's latest writes sit in the write-ahead log beside the database,
+        // which an immutable open does not read: its bytes are scanned too.
+        let wals: Vec<PathBuf> = found
+            .iter()
+            .map(|p| p.with_file_name("state.vscdb-wal"))
+            .filter(|p| p.is_file())
+            .collect();
+        found.extend(wals);
         let places = vec![
             format!("{rel}/globalStorage/state.vscdb"),
             format!("{rel}/workspaceStorage/*/state.vscdb"),

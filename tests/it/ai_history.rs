@@ -307,7 +307,22 @@ fn editor_state_databases_name_tool_session_message_table_row_and_column() {
         &[("ItemTable", &[("notes", format!("token {}", keys[3]))])],
     );
 
+    // Cursor is running: its latest write is still in the write-ahead log.
+    let wal_key = current_key();
+    let mut wal = vec![0x37, 0x7f, 0x06, 0x82, 0, 0x2d, 0xe2, 0x18];
+    wal.extend_from_slice(&[0; 24]);
+    wal.extend_from_slice(format!("{{\"text\":\"{wal_key}\"}}").as_bytes());
+    write(h, ".config/Cursor/User/globalStorage/state.vscdb-wal", wal);
+
     let (run, f) = scan(h);
+    let l = loc(&f, &wal_key);
+    assert_eq!(l["tool"], "cursor", "{l}");
+    assert!(
+        l["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("state.vscdb-wal")),
+        "{l}"
+    );
     let l = loc(&f, &keys[0]);
     assert_eq!(
         (l["tool"].as_str(), l["session"].as_str()),
@@ -363,9 +378,11 @@ fn editor_state_databases_name_tool_session_message_table_row_and_column() {
         "{l}"
     );
     assert!(of(&f, &decoy).is_empty(), "decoy reported: {f:#?}");
-    assert_eq!(f.len(), 4, "{f:#?}");
-    assert!(run.stderr.contains("cursor: 1 file(s)"), "{}", run.stderr);
+    assert_eq!(f.len(), 5, "{f:#?}");
+    assert!(run.stderr.contains("cursor: 2 file(s)"), "{}", run.stderr);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
     let mut all = keys.clone();
+    all.push(wal_key);
     all.push(decoy);
     assert_no_key_leak(&[&run.stdout, &run.stderr], &all);
 }
