@@ -99,6 +99,10 @@ pub struct ScanArgs {
     /// pre-commit hook). The repository is the first PATH, or `.`.
     #[arg(long)]
     pub staged: bool,
+    /// Scan what AI assistants keep for you under $HOME instead of PATHs: Claude Code, Codex
+    /// CLI and Gemini CLI sessions, and the state.vscdb chats of Cursor, VS Code and Windsurf.
+    #[arg(long, conflicts_with_all = ["git", "staged"])]
+    pub ai_history: bool,
 }
 
 /// Everything a scan needs, built once.
@@ -250,10 +254,17 @@ pub fn collect(
         };
         emit(batch);
     }
+    if args.ai_history {
+        let (batch, n_files, n_bytes, errs) = scan_ai_history(args, setup)?;
+        files.fetch_add(n_files, Ordering::Relaxed);
+        bytes.fetch_add(n_bytes, Ordering::Relaxed);
+        errors.fetch_add(errs, Ordering::Relaxed);
+        emit(batch);
+    }
     for p in args
         .paths
         .iter()
-        .filter(|_| args.git.is_none() && !args.staged)
+        .filter(|_| args.git.is_none() && !args.staged && !args.ai_history)
     {
         if p.as_os_str() == "-" {
             let stdin = std::io::stdin();
@@ -562,6 +573,80 @@ fn scan_history(
         bytes.into_inner(),
         errors.into_inner(),
     ))
+}
+
+/// `--ai-history`: every history file of every known AI tool under `$HOME`, after saying on
+/// standard error where each tool was looked for and what was found.
+fn scan_ai_history(
+    args: &ScanArgs,
+    setup: &Setup,
+) -> anyhow::Result<(Vec<Finding>, u64, u64, u64)> {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .context("--ai-history needs $HOME (the folder the AI tools keep their history under)")?;
+    let (found, looked) = source::discover_ai_history(&home);
+    for l in &looked {
+        eprintln!(
+            "offkey: ai-history: {}: {} file(s) in {}",
+            l.tool.name(),
+            l.found,
+            l.places.join(", ")
+        );
+    }
+    let shown = |p: &Path| match p.strip_prefix(&home) {
+        Ok(rel) => format!("~/{}", rel.display()),
+        Err(_) => p.display().to_string(),
+    };
+    let (mut out, mut scratch) = (Vec::new(), Vec::new());
+    let (mut n_files, mut n_bytes, mut errs) = (0, 0, 0);
+    let mut warn = |m: String| eprintln!("offkey: warning: {}", scrub_name(&m));
+    for f in &found {
+        let path = shown(&f.path);
+        let len = std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
+        if len > args.max_file_size {
+            warn(format!(
+                "{path}: {len} bytes, over --max-file-size {}; skipped",
+                args.max_file_size
+            ));
+            continue;
+        }
+        let data = match std::fs::read(&f.path) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("offkey: error: {}", scrub_name(&format!("{path}: {e}")));
+                errs += 1;
+                continue;
+            }
+        };
+        n_files += 1;
+        n_bytes += data.len() as u64;
+        if setup.policy.path_allowed(&path) {
+            continue;
+        }
+        let origin = Origin {
+            source: Some(SourceKind::Transcript),
+            path,
+            ..Origin::default()
+        };
+        crate::scan::scan_ai_file(
+            &setup.matcher,
+            &setup.policy,
+            f.tool,
+            &data,
+            &f.path,
+            &origin,
+            &mut scratch,
+            &mut out,
+            &mut warn,
+        );
+    }
+    let total: usize = looked.iter().map(|l| l.found).sum();
+    eprintln!(
+        "offkey: ai-history: {total} file(s) scanned, {} finding(s)",
+        out.len()
+    );
+    Ok((out, n_files, n_bytes, errs))
 }
 
 fn git_origin(hist: &source::History, path: &str, commit: usize) -> Origin {

@@ -176,6 +176,10 @@ fn result(f: &Finding, rules: &RuleSet) -> SarifResult {
         ("cell", &f.location.cell),
         ("messageId", &f.location.message_id),
         ("subject", &f.location.subject),
+        ("tool", &f.location.tool),
+        ("session", &f.location.session),
+        ("table", &f.location.table),
+        ("columnName", &f.location.column_name),
     ] {
         if let Some(v) = v {
             props.insert(k.to_owned(), json!(v));
@@ -183,6 +187,9 @@ fn result(f: &Finding, rules: &RuleSet) -> SarifResult {
     }
     if let Some(m) = f.location.message {
         props.insert("message".to_owned(), json!(m));
+    }
+    if let Some(r) = f.location.row {
+        props.insert("row".to_owned(), json!(r));
     }
     for (k, v) in [("slide", f.location.slide), ("page", f.location.page)] {
         if let Some(v) = v {

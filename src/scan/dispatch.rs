@@ -105,6 +105,10 @@ pub(super) fn scan_nested(
         }
     }
     scan_text(matcher, policy, data, origin, scratch, out, warn);
+    if decode::formats::looks_like_sqlite(data) {
+        super::ai::sqlite_view(matcher, policy, data, origin, scratch, out, start, warn);
+        return;
+    }
     if decode::formats::looks_like_pdf(data) {
         super::container::pdf_view(matcher, policy, data, origin, scratch, out, start, warn);
         return;
@@ -145,6 +149,7 @@ fn needs_whole(head: &[u8]) -> bool {
         || decode::formats::looks_like_email(head)
         || decode::formats::looks_like_rtf(head)
         || decode::formats::looks_like_pdf(head)
+        || decode::formats::looks_like_sqlite(head)
         || decode::sniff(head).is_some()
         || head.starts_with(&[0xff, 0xfe])
         || head.starts_with(&[0xfe, 0xff])
@@ -328,6 +333,7 @@ pub fn scan_file(
         || decode::formats::looks_like_email(buf)
         || decode::formats::looks_like_rtf(buf)
         || decode::formats::looks_like_pdf(buf)
+        || decode::formats::looks_like_sqlite(buf)
     {
         // Archives, documents (RTF too) and email must be whole to be read.
         let map = crate::source::map(file)?;

@@ -59,6 +59,21 @@ pub struct Location {
     /// Email: the message's subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// AI history: the tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// AI history: the session or conversation id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// SQLite: the table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// SQLite: the rowid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<i64>,
+    /// SQLite: the column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_name: Option<String>,
 }
 
 impl Location {
@@ -72,6 +87,26 @@ impl Location {
             s.push_str(&format!(" (conversation {conv:?}"));
             if let Some(m) = self.message {
                 s.push_str(&format!(", message {m}"));
+            }
+            s.push(')');
+        }
+        if let Some(t) = &self.tool {
+            s.push_str(&format!(" ({t}"));
+            if let Some(id) = &self.session {
+                s.push_str(&format!(" session {id}"));
+            }
+            if let Some(m) = self.message.filter(|_| self.conversation.is_none()) {
+                s.push_str(&format!(", message {m}"));
+            }
+            s.push(')');
+        }
+        if let Some(t) = &self.table {
+            s.push_str(&format!(" (table {t:?}"));
+            if let Some(r) = self.row {
+                s.push_str(&format!(", row {r}"));
+            }
+            if let Some(c) = &self.column_name {
+                s.push_str(&format!(", column {c:?}"));
             }
             s.push(')');
         }

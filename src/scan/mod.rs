@@ -2,6 +2,7 @@
 //! regex confirmation only around hits, then validators (checksum, context, boundaries),
 //! then the allowlists and the baseline.
 
+mod ai;
 mod blob;
 mod container;
 mod dispatch;
@@ -11,6 +12,7 @@ mod matcher;
 mod policy;
 mod stream;
 
+pub use ai::scan_ai_file;
 pub use blob::{LineIndex, scan_blob};
 pub use dispatch::{scan_any, scan_file};
 pub use finding::{Encoding, Finding, Location, Origin, SourceKind, Verification, VerifyStatus};

@@ -1,11 +1,13 @@
 //! Where bytes come from: the file system walk, git history, the git index, standard input,
 //! archives. Each source hands blobs (bytes + [`Origin`]) to a visitor; nothing here matches.
 
+mod ai_history;
 mod archive;
 mod fs;
 mod git;
 mod origin;
 
+pub use ai_history::{AiFile, Looked, discover as discover_ai_history};
 pub use archive::{
     ArchiveKind, ArchiveLimits, Member, expand_archive, gzip_member, looks_like_archive,
 };

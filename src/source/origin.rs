@@ -22,6 +22,8 @@ pub enum SourceKind {
     Document,
     /// A part or attachment of an email message.
     Email,
+    /// A cell of a SQLite database.
+    Sqlite,
 }
 
 /// Where a blob came from; a finding adds line and column.
@@ -61,4 +63,14 @@ pub struct Origin {
     pub message_id: Option<String>,
     /// Email: the message's subject.
     pub subject: Option<String>,
+    /// AI history: the tool (`claude-code`, `codex`, `gemini-cli`, `cursor`, `vscode`, `windsurf`).
+    pub tool: Option<String>,
+    /// AI history: the session or conversation id.
+    pub session: Option<String>,
+    /// SQLite: the table.
+    pub table: Option<String>,
+    /// SQLite: the rowid.
+    pub row: Option<i64>,
+    /// SQLite: the column.
+    pub column_name: Option<String>,
 }

@@ -2,6 +2,7 @@
 //! commands), `tree` (scan trees and runs), `util` (git repos, reports).
 
 mod action;
+mod ai_history;
 mod browser;
 mod common;
 mod documents;

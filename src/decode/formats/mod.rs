@@ -6,18 +6,22 @@
 //!
 //! Recognised by first bytes and zip member names only, so plain text never pays for them.
 
+mod ai;
 mod mime;
 mod odf;
 mod ooxml;
 mod pdf;
 mod rtf;
+mod sqlite;
 mod xml;
 
 use std::io::{Cursor, Read};
 
+pub use ai::{AiMessage, AiTool, ai_messages, strings_of, text_field};
 pub use mime::{MailItem, MailText, Transfer, looks_like_email, mail_items};
 pub use pdf::{looks_like_pdf, pdf_pages};
 pub use rtf::{looks_like_rtf, rtf_text};
+pub use sqlite::{SQLITE_MAGIC, SqlCell, SqlCells, looks_like_sqlite, sqlite_cells};
 
 /// Bounds on what reading one document or message may cost.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +80,17 @@ pub enum DecodeError {
     /// A PDF that does not parse.
     #[error("not a readable PDF ({0})")]
     Pdf(String),
+    /// A SQLite database that cannot be read.
+    #[error("not a readable SQLite database ({0})")]
+    Sqlite(String),
+    /// An AI tool's history file that cannot be read (or only in part).
+    #[error("{tool} history: {reason}")]
+    History {
+        /// The tool (`claude-code`, …).
+        tool: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
     /// Not an email message.
     #[error("not a MIME message")]
     NotMail,
