@@ -114,7 +114,16 @@ pub async fn dialog_opens(c: &Client, id: &str) -> TestResult {
 
 /// Wait until the `<dialog>` with this id is closed.
 pub async fn dialog_closes(c: &Client, id: &str) -> TestResult {
-    let expr = format!("!document.getElementById('{id}').open");
+    // The page empties the one-time key panel in the dialog's `close` event, which the browser
+    // fires a task after `open` turns false: wait for that too (the callers then assert it).
+    let expr = if id == "new-key-dialog" {
+        format!(
+            "!document.getElementById('{id}').open \
+             && document.getElementById('new-key-value').textContent === ''"
+        )
+    } else {
+        format!("!document.getElementById('{id}').open")
+    };
     wait_js(c, &expr, &format!("#{id} to close")).await?;
     Ok(())
 }
