@@ -72,6 +72,9 @@ pub struct ServeArgs {
     /// address, for the sign-in limits); repeatable; an address or a CIDR range.
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
     pub trusted_proxy: Vec<ipnet::IpNet>,
+    /// Besides loopback, a range that may read `GET /metrics` (repeatable).
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub metrics_from: Vec<ipnet::IpNet>,
     /// The URL users reach the service at, e.g. https://keys.example.com: other Host headers
     /// are refused (421), cookie changes must come from this origin, and with https the
     /// session cookie is __Host-offkey_session with Secure.
@@ -208,6 +211,7 @@ pub fn run(args: ServeArgs) -> Result<Outcome> {
         trusted_proxies: args.trusted_proxy.clone(),
         public_url,
         max_password_checks: args.max_password_checks.max(1),
+        metrics_from: args.metrics_from.clone(),
     };
     let where_ = args.data.describe()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -168,6 +168,7 @@ impl FromRequestParts<AppState> for IntegrationKey {
             .blocking(move |s| s.use_key(&hash, now))
             .await?
             .ok_or_else(|| ApiError::invalid_credentials("API key"))?;
+        state.metrics().key_used();
         Ok(IntegrationKey { key_id })
     }
 }

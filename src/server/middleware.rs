@@ -76,6 +76,34 @@ pub async fn log(req: Request, next: Next) -> Response {
     res
 }
 
+/// Count every answer by method, route template and status (`GET /metrics`).
+pub async fn metrics(
+    axum::extract::State(state): axum::extract::State<super::AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        _ => "OTHER",
+    };
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let res = next.run(req).await;
+    state.metrics().observe(
+        method,
+        &route,
+        res.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    res
+}
+
 /// Security headers on every answer; `no-store` on everything but the static assets.
 pub async fn headers(req: Request, next: Next) -> Response {
     let cacheable = req.uri().path().starts_with("/assets/");

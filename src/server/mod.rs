@@ -10,6 +10,7 @@ pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod json;
+pub mod metrics;
 pub mod middleware;
 pub mod net;
 pub mod password;
@@ -44,6 +45,7 @@ pub struct AppState {
 struct Inner {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<metrics::Metrics>,
     limiter: Arc<dyn SignInLimiter>,
     password_checks: Arc<tokio::sync::Semaphore>,
     password_threads: Option<Arc<rayon::ThreadPool>>,
@@ -82,6 +84,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 store,
                 clock,
+                metrics: Arc::default(),
                 limiter: Arc::new(MemoryLimiter::default()),
                 password_checks: Arc::new(tokio::sync::Semaphore::new(
                     net::DEFAULT_PASSWORD_CHECKS,
@@ -111,6 +114,11 @@ impl AppState {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// The service's counters (`GET /metrics`).
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// The service's time now.
@@ -195,10 +203,13 @@ impl AppState {
         F: FnOnce(&dyn Store) -> crate::store::Result<T> + Send + 'static,
     {
         let store = Arc::clone(&self.inner.store);
-        tokio::task::spawn_blocking(move || f(store.as_ref()))
+        let answer = tokio::task::spawn_blocking(move || f(store.as_ref()))
             .await
-            .map_err(|e| ApiError::internal(&e))?
-            .map_err(ApiError::from)
+            .map_err(|e| ApiError::internal(&e))?;
+        if answer.is_err() {
+            self.metrics().store_error();
+        }
+        answer.map_err(ApiError::from)
     }
 }
 
@@ -215,6 +226,8 @@ pub enum Access {
     Integration,
     /// Anyone whose request carries a valid signature (GitHub's secret scanning alerts).
     Signed,
+    /// The operator: from loopback or `--metrics-from` ranges, whoever they sign in as.
+    Operator,
 }
 
 /// One route of the app: what it is and who may call it. [`router`] is built from
@@ -256,7 +269,7 @@ where
 
 /// Every route of the app.
 pub fn routes() -> Vec<Route> {
-    use Access::{Admin, Anonymous, Integration, Member, Signed};
+    use Access::{Admin, Anonymous, Integration, Member, Operator, Signed};
     use axum::http::Method;
     use json::{BODY_LIMIT, EXPOSURES_BODY_LIMIT, LOOKUP_BODY_LIMIT};
     use routes::{integration, keys, pages, session};
@@ -328,6 +341,13 @@ pub fn routes() -> Vec<Route> {
             keys::exposures,
         ),
         route(Method::GET, "/v1/audit", Admin, BODY_LIMIT, keys::audit),
+        route(
+            Method::GET,
+            "/metrics",
+            Operator,
+            BODY_LIMIT,
+            metrics::scrape,
+        ),
         route(
             Method::POST,
             "/v1/secret-scanning/github",
@@ -414,11 +434,15 @@ pub fn router(state: AppState) -> Router {
         // origin.
         .layer(axum::middleware::from_fn(middleware::same_origin))
         .layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             middleware::public_host,
         ))
         .layer(axum::middleware::from_fn(middleware::json_errors))
         .layer(axum::middleware::from_fn(middleware::headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            middleware::metrics,
+        ))
         .layer(axum::middleware::from_fn(middleware::log))
 }
 

@@ -129,6 +129,8 @@ pub struct NetSettings {
     pub public_url: Option<PublicUrl>,
     /// Password checks allowed at once; beyond them sign-ins are answered 503.
     pub max_password_checks: usize,
+    /// Besides loopback, who may read `GET /metrics` (`--metrics-from`).
+    pub metrics_from: Vec<IpNet>,
 }
 
 impl Default for NetSettings {
@@ -137,6 +139,7 @@ impl Default for NetSettings {
             trusted_proxies: Vec::new(),
             public_url: None,
             max_password_checks: DEFAULT_PASSWORD_CHECKS,
+            metrics_from: Vec::new(),
         }
     }
 }

@@ -1242,3 +1242,4 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
 mod blocking;
 mod lifecycle;
 mod matrix;
+mod ops;

@@ -684,3 +684,22 @@ fn browser_session_over_the_socket() {
     assert_eq!(me.status(), 401);
     server.stop();
 }
+
+/// `GET /metrics` over a real socket from loopback (the peer check sees 127.0.0.1).
+#[test]
+fn metrics_over_the_socket_from_loopback() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(data.path());
+    let health = reqwest::blocking::get(format!("{}/healthz", server.url)).expect("healthz");
+    assert_eq!(health.status(), 200);
+    let r = reqwest::blocking::get(format!("{}/metrics", server.url)).expect("metrics");
+    assert_eq!(r.status(), 200);
+    let text = r.text().expect("text");
+    assert!(
+        text.contains(
+            r#"offkey_http_requests_total{method="GET",route="/healthz",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    server.stop();
+}

@@ -183,6 +183,7 @@ pub async fn login(
     let now = state.now();
     let Some(member) = member else {
         attempt.finish(Outcome::Failure, Instant::now());
+        state.metrics().sign_in_failed();
         let entry = AuditEntry {
             actor: actor(known_email),
             action: "login_failed".into(),
