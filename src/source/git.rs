@@ -298,17 +298,20 @@ impl std::fmt::Display for BlobProblem {
 }
 
 /// Read every blob once, in parallel (one repository handle per thread), and hand each to
-/// `visit` with its bytes or the reason it was not read. A blob's size is read from its header
+/// `visit` with its bytes or the reason it was not read, and the thread's own state (made by
+/// `init`, once per worker: a scanner and its buffers). A blob's size is read from its header
 /// first, so one over `max_size` is never inflated.
-pub fn read_blobs<F>(repo: &Path, blobs: &[HistoryBlob], max_size: usize, visit: F)
+pub fn read_blobs<S, I, F>(repo: &Path, blobs: &[HistoryBlob], max_size: usize, init: I, visit: F)
 where
-    F: Fn(&HistoryBlob, Result<&[u8], BlobProblem>) + Sync,
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, &HistoryBlob, Result<&[u8], BlobProblem>) + Sync + Send,
 {
     blobs.par_iter().for_each_init(
-        || Repository::open(repo).ok(),
-        |handle, blob| {
+        || (Repository::open(repo).ok(), init()),
+        |(handle, state), blob| {
             let Some(repo) = handle.as_ref() else {
                 visit(
+                    state,
                     blob,
                     Err(BlobProblem::Unreadable("cannot open the repository".into())),
                 );
@@ -321,6 +324,7 @@ where
                 .unwrap_or(0);
             if size > max_size {
                 visit(
+                    state,
                     blob,
                     Err(BlobProblem::Skipped(format!(
                         "skipped, {size} bytes is over --max-file-size {max_size}"
@@ -329,8 +333,9 @@ where
                 return;
             }
             match repo.find_blob(blob.id) {
-                Ok(b) => visit(blob, Ok(b.content())),
+                Ok(b) => visit(state, blob, Ok(b.content())),
                 Err(e) => visit(
+                    state,
                     blob,
                     Err(BlobProblem::Unreadable(format!(
                         "blob {} unreadable ({})",
