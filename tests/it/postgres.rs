@@ -48,8 +48,13 @@ struct Replica {
 
 impl Replica {
     fn start(db: &str) -> Replica {
+        Self::start_with(db, &["--listen", "127.0.0.1:0"])
+    }
+
+    fn start_with(db: &str, args: &[&str]) -> Replica {
         let mut child = Command::new(offkey_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", db])
+            .args(["serve", "--database", db])
+            .args(args)
             .env_remove("OFFKEY_DATA")
             .env_remove("OFFKEY_DATABASE_URL")
             .stdin(Stdio::null())
@@ -187,7 +192,12 @@ fn store_migrate_applies_once_and_bad_urls_say_what_is_wrong() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(String::from_utf8_lossy(&first.stderr).contains("schema version 0 -> 1"));
+    let known = offkey::store::PgStore::schema_version();
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains(&format!("schema version 0 -> {known}")),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let again = offkey(scratch.path())
         .args(["store", "migrate", "--database", &db])
         .output()
@@ -626,4 +636,93 @@ fn keys_import_legacy_takes_the_database_option_and_wins_over_data() {
         )
         .expect("lookup")[0];
     assert_eq!(hit.status, offkey::store::LookupStatus::Active);
+}
+
+/// Three replicas and a balancer in front of them, on a fresh schema with one admin.
+fn three_behind_haproxy(email: &str, serve_args: &[&str]) -> (String, Vec<Replica>, Balancer) {
+    let db = fresh_url();
+    let out = members_add(&db, email);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    args.extend_from_slice(serve_args);
+    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start_with(&db, &args)).collect();
+    let lb = Balancer::start(&replicas.iter().collect::<Vec<_>>());
+    (db, replicas, lb)
+}
+
+#[test]
+fn three_replicas_behind_haproxy_allow_the_sign_in_limit_once_not_three_times() {
+    // Room for every password check at once on each replica, so only the limiter refuses.
+    let (_db, _replicas, lb) =
+        three_behind_haproxy("limit@example.com", &["--max-password-checks", "16"]);
+    let admin = offkey::client::Client::new(&lb.url)
+        .expect("client")
+        .with_token(
+            offkey::client::Client::new(&lb.url)
+                .expect("client")
+                .login("limit@example.com", PASSWORD)
+                .expect("sign in")
+                .token,
+        );
+    // 15 wrong guesses at once from one address (haproxy's, 127.0.0.1): round robin gives
+    // each replica five, so replicas counting on their own would check all fifteen.
+    let url = format!("{}/v1/session", lb.url);
+    let barrier = std::sync::Barrier::new(15);
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..15)
+            .map(|i| {
+                let (url, barrier) = (&url, &barrier);
+                s.spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    barrier.wait();
+                    let r = client
+                        .post(url)
+                        .json(&serde_json::json!({
+                            "email": "limit@example.com",
+                            "password": format!("guess {i}"),
+                        }))
+                        .send()
+                        .expect("an answer");
+                    let status = r.status().as_u16();
+                    if status == 429 {
+                        assert!(
+                            r.headers().contains_key("retry-after"),
+                            "429 without Retry-After"
+                        );
+                    }
+                    status
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let count = |code| statuses.iter().filter(|s| **s == code).count();
+    assert_eq!((count(401), count(429)), (5, 10), "{statuses:?}");
+    // The next guess, on whichever replica, is refused too; the right password as well (the
+    // pair is blocked for the minute), while the admin's session works everywhere.
+    for _ in 0..3 {
+        let r = offkey::client::Client::new(&lb.url)
+            .expect("client")
+            .login("limit@example.com", "one more guess");
+        assert!(r.is_err());
+    }
+    let events = admin.audit(1000).expect("audit");
+    let actions = |a: &str| events.iter().filter(|e| e.action == a).count();
+    assert_eq!(
+        actions("login_failed"),
+        5,
+        "five checks, on all replicas together"
+    );
+    assert_eq!(
+        actions("login_refused"),
+        1,
+        "thirteen refusals in one window, one audit row"
+    );
 }
