@@ -44,6 +44,7 @@ pub(crate) const RACES: &[(&str, Race)] = &[
     ("delete_beats_later_use", race_delete_vs_use),
     ("two_adds_one_member", race_two_adds),
     ("limiter_counts_exactly", race_limiter_counts),
+    ("last_use_coalescing_is_shared", shared_last_use),
 ];
 
 /// How often each race is run (each round on fresh rows).
@@ -613,6 +614,48 @@ fn import_legacy(s: &dyn Store) {
     let listed = s.list_keys(now).expect("list");
     assert_eq!(listed.len(), 3);
     assert!(listed.iter().all(|k| k.kind == KeyKind::Legacy));
+}
+
+fn shared_last_use(a: &dyn Store, b: &dyn Store) {
+    // The coalescing of `last_used_at` is decided on the stored time, not on what one instance
+    // remembers: a use recorded on one instance makes the other's uses within the resolution
+    // no-ops, and the first use after it is recorded wherever it lands.
+    let now = t0();
+    let (k_s, k) = new_key("shared", now);
+    a.create_key(k.clone(), "t").expect("create");
+    let last_used = |s: &dyn Store| {
+        s.list_keys(now)
+            .expect("list")
+            .into_iter()
+            .find(|x| x.id == k.id)
+            .and_then(|x| x.last_used_at)
+    };
+    assert!(a.use_key(&k_s.sha256(), now).expect("use").is_some());
+    let within = now + LAST_USED_RESOLUTION - Duration::seconds(1);
+    assert_eq!(
+        b.check_key(&k_s.sha256(), within).expect("check"),
+        KeyCheck::Recent(k.id.clone()),
+        "the other instance sees the recorded use"
+    );
+    assert!(b.use_key(&k_s.sha256(), within).expect("use").is_some());
+    assert_eq!(
+        last_used(b),
+        Some(now),
+        "no second write within the resolution"
+    );
+    let next = now + LAST_USED_RESOLUTION + Duration::seconds(1);
+    assert!(b.use_key(&k_s.sha256(), next).expect("use").is_some());
+    assert_eq!(last_used(a), Some(next));
+    let (ua, ub) = at_once(
+        || a.use_key(&k_s.sha256(), next + Duration::seconds(30)),
+        || b.use_key(&k_s.sha256(), next + Duration::seconds(31)),
+    );
+    assert!(ua.expect("use a").is_some() && ub.expect("use b").is_some());
+    assert_eq!(
+        last_used(a),
+        Some(next),
+        "both within the resolution of the last write"
+    );
 }
 
 /// The state of one limiter row (empty when there is none), changing nothing.
