@@ -389,11 +389,10 @@ pub fn scan_file(
     if interesting.is_empty() {
         return Ok(());
     }
-    let mut fetch = |a: usize, b: usize| -> Result<Cow<'static, [u8]>, String> {
+    let mut fetch = |a: usize, b: usize| -> io::Result<Cow<'static, [u8]>> {
         let mut bytes = vec![0u8; b - a];
         file.seek(SeekFrom::Start(a as u64))
-            .and_then(|_| file.read_exact(&mut bytes))
-            .map_err(|e| format!("reading bytes {a}..{b}: {e}"))?;
+            .and_then(|_| file.read_exact(&mut bytes))?;
         Ok(Cow::Owned(bytes))
     };
     let parts = ix
@@ -482,7 +481,7 @@ fn structured_view(
     matcher: &Matcher,
     policy: &Policy,
     kind: Structured,
-    parts: Result<decode::Parsed, String>,
+    parts: Result<decode::Parsed, decode::DecodeError>,
     origin: &Origin,
     scratch: &mut Vec<Match>,
     out: &mut Vec<Finding>,
