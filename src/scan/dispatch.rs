@@ -245,11 +245,10 @@ impl Scanner<'_> {
         let Some((kind, ix, interesting, at)) = read? else {
             return Ok(());
         };
-        let mut fetch = |a: usize, b: usize| -> Result<Cow<'static, [u8]>, String> {
+        let mut fetch = |a: usize, b: usize| -> io::Result<Cow<'static, [u8]>> {
             let mut bytes = vec![0u8; b - a];
             file.seek(SeekFrom::Start(a as u64))
-                .and_then(|_| file.read_exact(&mut bytes))
-                .map_err(|e| format!("reading bytes {a}..{b}: {e}"))?;
+                .and_then(|_| file.read_exact(&mut bytes))?;
             Ok(Cow::Owned(bytes))
         };
         let parts = ix
@@ -371,7 +370,7 @@ impl Scanner<'_> {
     fn structured_view(
         &mut self,
         kind: Structured,
-        parts: Result<decode::Parsed, String>,
+        parts: Result<decode::Parsed, decode::DecodeError>,
         origin: &Origin,
         out: &mut Vec<Finding>,
         start: usize,
