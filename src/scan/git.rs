@@ -92,7 +92,7 @@ pub fn scan_history(
         findings: oldest_per_path(found.into_inner().expect("findings lock")),
         blobs: hist.blobs.len() as u64,
         bytes: bytes.into_inner(),
-        errors: errors.into_inner(),
+        errors: errors.into_inner() + hist.unreadable,
         shallow: hist.shallow,
     })
 }

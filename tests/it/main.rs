@@ -7,6 +7,7 @@ mod browser;
 mod common;
 mod documents;
 mod github;
+mod history;
 mod integrations;
 mod leaks;
 mod network;
