@@ -13,13 +13,68 @@ use tower::ServiceExt;
 
 use super::{AppState, router};
 use crate::key::{generate, sha256_hex};
-use crate::store::{NewKey, NewMember, Role, SqliteStore, Store, new_id};
+use crate::store::{NewKey, NewMember, PgStore, Role, SqliteStore, Store, new_id};
 
 const PASSWORD: &str = "correct horse battery staple";
 
+thread_local! {
+    /// Whether the fixtures of this test open PostgreSQL (set by [`on_postgres`]).
+    static ON_POSTGRES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A fresh store for one server test: SQLite in `dir`, or a fresh schema of
+/// `OFFKEY_TEST_DATABASE_URL` when the test runs [`on_postgres`] (it fails, naming what to
+/// install, when there is no database).
+pub(crate) fn test_store(dir: &std::path::Path) -> Arc<dyn Store> {
+    if ON_POSTGRES.get() {
+        // Off this thread: the synchronous client cannot start inside a test's runtime.
+        let store = std::thread::scope(|s| {
+            s.spawn(|| {
+                let url = crate::store::conformance::fresh_pg_url();
+                PgStore::open(&url).expect("open postgres")
+            })
+            .join()
+            .expect("open postgres")
+        });
+        Arc::new(pg_store::OffRuntime::new(store))
+    } else {
+        Arc::new(SqliteStore::open(&dir.join("keys.db")).expect("open"))
+    }
+}
+
+/// Run `test` (a `#[tokio::test]`, a plain function once expanded) with its fixtures on
+/// PostgreSQL.
+pub(crate) fn on_postgres(test: fn()) {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ON_POSTGRES.set(false);
+        }
+    }
+    ON_POSTGRES.set(true);
+    let _reset = Reset;
+    test();
+}
+
+/// The named tests of this module again, their fixtures on PostgreSQL: `on_postgres::NAME`.
+macro_rules! also_on_postgres {
+    ($($name:ident),* $(,)?) => {
+        /// The tests of this module with their fixtures on PostgreSQL.
+        mod on_postgres {
+            $(
+                #[test]
+                fn $name() {
+                    crate::server::tests::on_postgres(super::$name);
+                }
+            )*
+        }
+    };
+}
+pub(crate) use also_on_postgres;
+
 struct Fixture {
     _dir: tempfile::TempDir,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     app: Router,
     admin: String,
     member: String,
@@ -42,7 +97,7 @@ fn password_hash() -> String {
 }
 
 fn session_at(
-    store: &SqliteStore,
+    store: &Arc<dyn Store>,
     member_id: &str,
     now: chrono::DateTime<Utc>,
     expires_in: Duration,
@@ -66,7 +121,7 @@ fn fixture() -> Fixture {
 /// A fixture whose service reads the time from `clock`.
 fn fixture_with(clock: Arc<dyn super::clock::Clock>) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(SqliteStore::open(&dir.path().join("keys.db")).expect("open"));
+    let store = test_store(dir.path());
     let now = clock.now();
     let mut ids = Vec::new();
     for (email, role) in [
@@ -1239,7 +1294,31 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     assert_eq!(keys[0].memo, "in flight");
 }
 
+also_on_postgres! {
+    healthz_and_pages,
+    security_headers_on_every_answer,
+    login_me_logout,
+    logout_by_cookie_needs_csrf_header,
+    login_failures_look_alike_and_are_rate_limited,
+    bad_bodies_get_json_errors,
+    errors_never_echo_a_key_or_token,
+    create_list_use_lookup_delete,
+    lookup_order_unknown_and_bounds,
+    list_is_newest_first,
+    rotate_with_grace_zero_retires_at_once,
+    rotate_with_grace_keeps_old_key_until_expiry,
+    rotate_until_first_use_of_the_new_key,
+    rotate_errors,
+    exposures_are_recorded_once_per_place,
+    audit_log_records_changes,
+    legacy_keys_list_without_creator_and_authenticate,
+    cookie_changes_need_csrf_header_and_same_origin,
+    removed_member_session_stops_working,
+    graceful_shutdown_finishes_requests_in_flight,
+}
+
 mod blocking;
 mod lifecycle;
 mod matrix;
 mod ops;
+mod pg_store;

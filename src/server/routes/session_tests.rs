@@ -16,7 +16,7 @@ use tower::ServiceExt;
 
 use crate::server::net::{NetSettings, PublicUrl};
 use crate::server::{AppState, password, router};
-use crate::store::{NewMember, Role, SqliteStore, Store, new_id};
+use crate::store::{NewMember, Role, new_id};
 
 const PASSWORD: &str = "correct horse battery staple";
 const ADMIN: &str = "admin@example.com";
@@ -30,7 +30,7 @@ struct Fixture {
 
 fn fixture(net: NetSettings) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(SqliteStore::open(&dir.path().join("keys.db")).expect("open"));
+    let store = crate::server::tests::test_store(dir.path());
     let m = store
         .add_member(
             NewMember {
@@ -391,4 +391,15 @@ async fn without_a_public_url_the_cookie_is_as_before() {
         .expect("cookie");
     assert!(cookie.starts_with("offkey_session="), "{cookie}");
     assert!(!cookie.contains("Secure"), "{cookie}");
+}
+
+crate::server::tests::also_on_postgres! {
+    forty_parallel_guesses_get_five_checks,
+    failures_from_one_address_never_lock_the_admin_out_elsewhere,
+    an_address_spraying_emails_is_refused_after_twenty_checks,
+    failed_sign_in_audit_names_only_members_and_no_control_characters,
+    beyond_the_cap_on_password_checks_sign_ins_get_503,
+    a_public_url_refuses_other_hosts,
+    cookie_changes_need_the_public_origin,
+    without_a_public_url_the_cookie_is_as_before,
 }

@@ -503,3 +503,12 @@ async fn exposures_check_where_source_and_time_and_legacy_keys_are_refused_in_me
 fn rfc(t: chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
+
+super::also_on_postgres! {
+    deleting_a_replacement_after_the_grace_ran_out_does_not_revive_the_old_key,
+    cancelling_within_the_grace_restores_only_what_the_other_rotations_allow,
+    refused_once_refused_forever,
+    sessions_end_after_two_idle_hours_and_all_at_once_on_request,
+    audit_log_pages_with_a_cursor,
+    exposures_check_where_source_and_time_and_legacy_keys_are_refused_in_memos,
+}

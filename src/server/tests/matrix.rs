@@ -54,7 +54,7 @@ fn may(access: Access, caller: Caller, changes_state: bool) -> bool {
     }
 }
 
-fn member_id(store: &SqliteStore, email: &str) -> String {
+fn member_id(store: &Arc<dyn Store>, email: &str) -> String {
     store
         .member_credentials(email)
         .expect("read")
@@ -65,7 +65,7 @@ fn member_id(store: &SqliteStore, email: &str) -> String {
 
 /// A key put straight into the store (the admin's own sessions may have been ended by a
 /// sign-out-everywhere row of the matrix); answers its id.
-fn store_key(store: &SqliteStore) -> String {
+fn store_key(store: &Arc<dyn Store>) -> String {
     let secret = generate();
     let id = new_id("key_");
     store
@@ -204,4 +204,8 @@ async fn every_route_against_every_caller() {
             }
         }
     }
+}
+
+super::also_on_postgres! {
+    every_route_against_every_caller,
 }

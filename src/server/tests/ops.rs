@@ -62,3 +62,7 @@ async fn metrics_count_by_route_template_and_never_show_a_secret() {
         );
     }
 }
+
+super::also_on_postgres! {
+    metrics_count_by_route_template_and_never_show_a_secret,
+}
