@@ -205,8 +205,13 @@ pub(super) fn pdf_view(
     start: usize,
     warn: &mut dyn FnMut(String),
 ) {
-    let pages = match formats::pdf_pages(data, &Limits::default()) {
-        Ok(p) => p,
+    let pages = match formats::pdf_document(data, &Limits::default()) {
+        Ok(d) => {
+            for p in &d.problems {
+                warn(format!("{}: {p}", origin.path));
+            }
+            d.pieces
+        }
         Err(e) => {
             warn(format!("{}: {e}; scanned as bytes", origin.path));
             return;
