@@ -16,7 +16,7 @@ pub enum DecodeError {
         /// The parser's words.
         reason: String,
     },
-    /// A part over [`Limits::max_part`] or [`Limits::max_ratio`].
+    /// A part over [`crate::decode::Limits::max_part`] or [`crate::decode::Limits::max_ratio`].
     #[error("{part}: expands beyond {limit} bytes; left out")]
     TooBig {
         /// The part.
@@ -35,6 +35,9 @@ pub enum DecodeError {
     /// A PDF that does not parse.
     #[error("not a readable PDF ({0})")]
     Pdf(String),
+    /// Part of a PDF left out (pages past a bound, a cycle in its page tree).
+    #[error("{0}")]
+    PdfPart(String),
     /// A SQLite database that cannot be read.
     #[error("not a readable SQLite database ({0})")]
     Sqlite(String),

@@ -24,6 +24,10 @@ pub struct Limits {
     pub max_mapping_at_once: usize,
     /// Bytes of a large `mapping` (or of a node too big to hold) read at a time.
     pub read_piece: usize,
+    /// Pages of one PDF read at most.
+    pub max_pdf_pages: usize,
+    /// No page of a PDF begun after this long on the document.
+    pub max_pdf_time: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -35,6 +39,8 @@ impl Default for Limits {
             max_message: PART_MAX,
             max_mapping_at_once: 4 << 20,
             read_piece: 1 << 20,
+            max_pdf_pages: 10_000,
+            max_pdf_time: std::time::Duration::from_secs(20),
         }
     }
 }

@@ -170,8 +170,13 @@ impl Scanner<'_> {
         out: &mut Vec<Finding>,
         start: usize,
     ) {
-        let pages = match formats::pdf_pages(data, &Limits::default()) {
-            Ok(p) => p,
+        let pages = match formats::pdf_document(data, &Limits::default()) {
+            Ok(d) => {
+                for p in &d.problems {
+                    self.warn(format!("{}: {p}", origin.path));
+                }
+                d.pieces
+            }
             Err(e) => {
                 self.warn(format!("{}: {e}; scanned as bytes", origin.path));
                 return;

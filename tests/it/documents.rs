@@ -682,6 +682,104 @@ fn pdf_keys_by_page_split_across_operators_and_lines_and_a_broken_pdf_warns() {
     );
 }
 
+/// A PDF from raw objects (numbered from 1, the first the catalog), with a correct
+/// cross-reference table.
+fn pdf_of(objs: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objs.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(o);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objs.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+#[test]
+fn a_cyclic_page_tree_and_a_deflate_bomb_page_do_not_stop_a_pdf() {
+    // cyclic.pdf: the page tree lists itself among its kids (lopdf alone loses the page after
+    // it). bomb.pdf: page 1's content inflates to 80 MiB (over the 64 MiB a page may), page 2
+    // holds a key. Both are read, with a warning naming the file.
+    let dir = tempfile::tempdir().expect("tmp");
+    let (a, b) = (current_key(), current_key());
+    let font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec();
+    let page = |contents: usize| {
+        format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {contents} 0 R >>"
+        )
+        .into_bytes()
+    };
+    let stream = |body: &[u8], filter: &str| {
+        let mut s = format!("<< /Length {}{filter} >>\nstream\n", body.len()).into_bytes();
+        s.extend_from_slice(body);
+        s.extend_from_slice(b"\nendstream");
+        s
+    };
+    let text = |k: &str| format!("BT /F1 12 Tf 72 700 Td (Key: {k}) Tj ET");
+    let cyclic = pdf_of(&[
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [2 0 R 2 0 R 4 0 R] /Count 1 >>".to_vec(),
+        font.clone(),
+        page(5),
+        stream(text(&a).as_bytes(), ""),
+    ]);
+    std::fs::write(dir.path().join("cyclic.pdf"), cyclic).expect("write");
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(b"BT /F1 12 Tf 72 700 Td (").expect("deflate");
+    let spaces = vec![b' '; 1 << 20];
+    for _ in 0..80 {
+        z.write_all(&spaces).expect("deflate");
+    }
+    z.write_all(b") Tj ET").expect("deflate");
+    let bomb = z.finish().expect("deflate");
+    let doc = pdf_of(&[
+        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+        b"<< /Type /Pages /Kids [4 0 R 6 0 R] /Count 2 >>".to_vec(),
+        font,
+        page(5),
+        stream(&bomb, " /Filter /FlateDecode"),
+        page(7),
+        stream(text(&b).as_bytes(), ""),
+    ]);
+    assert!(doc.len() < 1 << 20, "the bomb is small: {}", doc.len());
+    std::fs::write(dir.path().join("bomb.pdf"), doc).expect("write");
+    let r = scan(dir.path());
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert_no_key_leak(&[&r.stdout, &r.stderr], &[a.clone(), b.clone()]);
+    let f = r.findings();
+    for (k, page) in [(&a, 1), (&b, 2)] {
+        let g = by_key(&f, k);
+        assert_eq!(g.len(), 1, "{f:?}");
+        assert_eq!(g[0]["location"]["source"], "document");
+        assert_eq!(g[0]["location"]["page"], page);
+    }
+    assert!(
+        r.stderr
+            .contains("cyclic.pdf: its page tree reaches a node more than once"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("bomb.pdf: page 1 of the PDF: expands beyond 67108864 bytes; left out"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// LibreOffice's `soffice`, which the redaction test converts documents with.
 fn soffice() -> std::path::PathBuf {
     for name in ["soffice", "libreoffice"] {
