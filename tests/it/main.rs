@@ -6,6 +6,7 @@ mod ai_history;
 mod browser;
 mod common;
 mod documents;
+mod faults;
 mod github;
 mod integrations;
 mod leaks;
