@@ -8,6 +8,7 @@ mod common;
 mod documents;
 mod faults;
 mod github;
+mod hostile;
 mod integrations;
 mod leaks;
 mod network;
