@@ -7,6 +7,7 @@ mod browser;
 mod common;
 mod documents;
 mod faults;
+mod fuzz_replay;
 mod github;
 mod hostile;
 mod integrations;
