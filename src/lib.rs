@@ -11,6 +11,8 @@
 pub mod cli;
 pub mod client;
 pub mod decode;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod key;
 pub mod report;
 pub mod rotate;

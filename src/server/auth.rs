@@ -165,7 +165,19 @@ impl FromRequestParts<AppState> for IntegrationKey {
         // network), so even the cheap check runs on the blocking pool, never on an async
         // worker; `use_key` checks first and writes only when a use must be recorded.
         let key_id = state
-            .blocking(move |s| s.use_key(&hash, now))
+            .blocking(move |s| match s.use_key(&hash, now) {
+                // The store cannot take the write that records the use (disk full, read-only):
+                // a working key still authenticates; a later call records its use.
+                Err(crate::store::StoreError::Unavailable(_)) => {
+                    s.check_key(&hash, now).map(|check| match check {
+                        crate::store::KeyCheck::Refused => None,
+                        crate::store::KeyCheck::Recent(id) | crate::store::KeyCheck::Stale(id) => {
+                            Some(id)
+                        }
+                    })
+                }
+                other => other,
+            })
             .await?
             .ok_or_else(|| ApiError::invalid_credentials("API key"))?;
         state.metrics().key_used();

@@ -105,17 +105,44 @@ impl ApiError {
     pub fn body(&self) -> serde_json::Value {
         serde_json::json!({"error": {"code": self.code, "message": self.message}})
     }
+
+    /// 503: the store cannot keep a change or cannot be reached now; the cause goes to the log.
+    pub fn store_unavailable(cause: &StoreError) -> Self {
+        tracing::warn!(error = %cause, "key store unavailable; the request changed nothing");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the key store cannot store changes or does not answer right now (disk full, \
+             read-only or unreachable); nothing was changed, try again shortly",
+        )
+    }
 }
+
+/// Seconds a `503` asks the caller to wait unless the handler chose another wait.
+const RETRY_AFTER_SECS: u32 = 5;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let unavailable = self.status == StatusCode::SERVICE_UNAVAILABLE;
+        let mut res = (self.status, axum::Json(self.body())).into_response();
+        if unavailable {
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(RETRY_AFTER_SECS),
+            );
+        }
+        res
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        ApiError::internal(&err)
+        match err {
+            StoreError::Unavailable(_) | StoreError::Connect { .. } => {
+                ApiError::store_unavailable(&err)
+            }
+            _ => ApiError::internal(&err),
+        }
     }
 }
 

@@ -42,6 +42,10 @@ pub enum StoreError {
     /// A key with this hash is already stored.
     #[error("a key with this hash is already stored")]
     DuplicateKey,
+    /// The store cannot take writes (disk full, read-only) or cannot be reached right now; the
+    /// operation changed nothing and may succeed when tried again.
+    #[error("key store unavailable: {0}")]
+    Unavailable(String),
     /// The backend failed.
     #[error("key store: {0}")]
     Backend(String),

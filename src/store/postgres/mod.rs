@@ -87,7 +87,25 @@ impl std::fmt::Debug for PgStore {
 pub(crate) fn backend(err: &postgres::Error) -> StoreError {
     match err.as_db_error() {
         Some(db) => {
-            StoreError::Backend(format!("{} (SQLSTATE {})", db.message(), db.code().code()))
+            let code = db.code().code();
+            let message = format!("{} (SQLSTATE {code})", db.message());
+            // Connection exceptions (08), insufficient resources such as a full disk (53),
+            // operator intervention such as a shutdown (57P), a read-only server (25006).
+            if code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || code == "25006"
+            {
+                StoreError::Unavailable(message)
+            } else {
+                StoreError::Backend(message)
+            }
+        }
+        // No database error: the connection broke (closed, I/O) or never was.
+        None if err.is_closed()
+            || std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>()) =>
+        {
+            StoreError::Unavailable(err.to_string())
         }
         None => StoreError::Backend(err.to_string()),
     }
@@ -270,7 +288,9 @@ impl PgStore {
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(5))
+            // How long a request waits for a connection: with the database away, a request
+            // answers 503 after this rather than hanging (tests/it/faults.rs).
+            .connection_timeout(Duration::from_secs(2))
             // r2d2 logs connection errors through `log`; we report them ourselves.
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build(manager)

@@ -21,7 +21,13 @@ use crate::key::KeyKind;
 impl From<rusqlite::Error> for StoreError {
     fn from(err: rusqlite::Error) -> Self {
         // rusqlite's messages carry SQL and constraint names, never bound values.
-        StoreError::Backend(err.to_string())
+        use rusqlite::ErrorCode::{CannotOpen, DiskFull, ReadOnly, SystemIoFailure};
+        match err.sqlite_error_code() {
+            Some(DiskFull | ReadOnly | SystemIoFailure | CannotOpen) => {
+                StoreError::Unavailable(err.to_string())
+            }
+            _ => StoreError::Backend(err.to_string()),
+        }
     }
 }
 

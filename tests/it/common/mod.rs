@@ -102,6 +102,11 @@ impl Server {
         Server { child, url, log }
     }
 
+    /// The server's process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the server wrote on stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().expect("log lock").clone()

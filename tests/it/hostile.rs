@@ -1,0 +1,380 @@
+//! Hostile and broken input for the scanner, generated at test time, each small enough to run in
+//! seconds: sockets, links out of the root, folders 1,000 deep, JSON and other formats nested
+//! 10,000 deep, BOM-less UTF-16, a PDF whose object graph is a cycle, corrupt zips and a nest of
+//! zips. For each: no crash, no hang (runs are killed after 60 s), a warning naming the path
+//! where something was skipped, and every key elsewhere still found. The big cases (a 2 GB line,
+//! a million files, 500 MB exports, a 30,000² image) are in bench/hostile.sh.
+//! (Symlink loops, FIFOs, unreadable files, zip bombs and cut gzip are in scan.rs and sources.rs.)
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use crate::tree::{Run, Tree, current_key, offkey, sha256};
+
+fn scan(tree: &Tree) -> Run {
+    let run = offkey(tree, &["scan", ".", "--format", "json"]);
+    assert!(
+        run.status.is_some(),
+        "the scan hung or was killed: {}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("panicked") && !run.stderr.contains("stack overflow"),
+        "the scan crashed: {}",
+        run.stderr
+    );
+    assert!(
+        matches!(run.status, Some(0..=2)),
+        "the scan ended abnormally ({:?}): {}",
+        run.status,
+        run.stderr
+    );
+    run
+}
+
+/// Paths (relative) and hashes of the findings.
+fn found(run: &Run) -> BTreeSet<(String, String)> {
+    run.findings()
+        .iter()
+        .map(|f| {
+            (
+                f["location"]["path"].as_str().unwrap_or_default().to_owned(),
+                f["sha256"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A tree with a key in `sentinel.env`, which every scan below must still find.
+fn tree_with_sentinel() -> (Tree, String) {
+    let tree = Tree::new();
+    let key = current_key();
+    tree.file("sentinel.env", format!("OFFSET_KEY={key}\n"));
+    (tree, key)
+}
+
+fn assert_found(run: &Run, path: &str, key: &str) {
+    assert!(
+        found(run).contains(&(path.to_owned(), sha256(key))),
+        "{path}: key not found; findings {:?}\nstderr: {}",
+        found(run),
+        run.stderr
+    );
+}
+
+#[test]
+fn a_unix_socket_in_the_tree_is_passed_over_and_the_rest_is_scanned() {
+    let (tree, key) = tree_with_sentinel();
+    let _listener =
+        std::os::unix::net::UnixListener::bind(tree.path("app.sock")).expect("bind socket");
+    let run = scan(&tree);
+    assert_eq!(run.status, Some(1), "{}", run.stderr);
+    assert_found(&run, "sentinel.env", &key);
+    // Named explicitly, it is refused with its name, not read.
+    let run = offkey(
+        &tree,
+        &["scan", "app.sock", "sentinel.env", "--format", "json"],
+    );
+    assert!(run.status.is_some(), "hung on a socket: {}", run.stderr);
+    assert_found(&run, "sentinel.env", &key);
+}
+
+#[test]
+fn links_out_of_the_root_are_not_followed() {
+    let (tree, key) = tree_with_sentinel();
+    let outside = tempfile::tempdir().expect("temp dir");
+    let secret = current_key();
+    std::fs::write(
+        outside.path().join("elsewhere.env"),
+        format!("K={secret}\n"),
+    )
+    .expect("write");
+    std::os::unix::fs::symlink(outside.path(), tree.path("out")).expect("symlink dir");
+    std::os::unix::fs::symlink(outside.path().join("elsewhere.env"), tree.path("out.env"))
+        .expect("symlink file");
+    let run = scan(&tree);
+    assert_found(&run, "sentinel.env", &key);
+    assert!(
+        !found(&run).iter().any(|(_, h)| *h == sha256(&secret)),
+        "a link out of the root was followed: {:?}",
+        found(&run)
+    );
+}
+
+#[test]
+fn folders_a_thousand_deep_are_walked_to_the_bottom() {
+    let (tree, key) = tree_with_sentinel();
+    let deep_key = current_key();
+    // 1,000 levels of `dN/`: about 3,000 characters, under PATH_MAX.
+    let rel: String = (0..1000).map(|i| format!("d{}/", i % 10)).collect();
+    tree.file(&format!("{rel}deep.env"), format!("K={deep_key}\n"));
+    let run = scan(&tree);
+    assert_eq!(run.status, Some(1), "{}", run.stderr);
+    assert_found(&run, "sentinel.env", &key);
+    assert!(
+        found(&run).iter().any(|(_, h)| *h == sha256(&deep_key)),
+        "the key 1,000 folders down was not found ({} chars of path): {}",
+        rel.len(),
+        run.stderr
+    );
+}
+
+/// `[[[[…{"k": KEY}…]]]]`, `depth` deep.
+fn nested_json(depth: usize, key: &str) -> String {
+    let mut s = String::with_capacity(depth * 2 + 64);
+    s.push_str(&"[".repeat(depth));
+    s.push_str(&format!("{{\"api_key\": \"{key}\"}}"));
+    s.push_str(&"]".repeat(depth));
+    s
+}
+
+#[test]
+fn json_nested_ten_thousand_deep_does_not_crash_and_its_key_is_found() {
+    let (tree, key) = tree_with_sentinel();
+    let deep = current_key();
+    tree.file("deep.json", nested_json(10_000, &deep));
+    let jsonl_key = current_key();
+    tree.file(
+        "deep.jsonl",
+        format!("{}\n{}\n", nested_json(10_000, &jsonl_key), "{\"a\": 1}"),
+    );
+    // A ChatGPT-style export whose message content nests without end.
+    let export_key = current_key();
+    let export = format!(
+        "[{{\"title\": \"t\", \"mapping\": {{\"n\": {{\"message\": {{\"content\": {{\"parts\": [{}]}}}}}}}}}}]",
+        nested_json(10_000, &export_key)
+    );
+    tree.file("conversations.json", export);
+    let run = scan(&tree);
+    assert_found(&run, "sentinel.env", &key);
+    for (path, k) in [
+        ("deep.json", &deep),
+        ("deep.jsonl", &jsonl_key),
+        ("conversations.json", &export_key),
+    ] {
+        assert!(
+            found(&run)
+                .iter()
+                .any(|(p, h)| p == path && *h == sha256(k)),
+            "{path}: the key inside 10,000 levels was not found: {:?}\n{}",
+            found(&run),
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn bom_less_utf16_is_decoded() {
+    let (tree, key) = tree_with_sentinel();
+    let le = current_key();
+    let be = current_key();
+    let text = |k: &str| format!("# settings written by a Windows tool\r\nOFFSET_KEY={k}\r\n");
+    let le_bytes: Vec<u8> = text(&le)
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let be_bytes: Vec<u8> = text(&be)
+        .encode_utf16()
+        .flat_map(u16::to_be_bytes)
+        .collect();
+    tree.file("le.txt", le_bytes);
+    tree.file("be.txt", be_bytes);
+    let run = scan(&tree);
+    assert_found(&run, "sentinel.env", &key);
+    assert_found(&run, "le.txt", &le);
+    assert_found(&run, "be.txt", &be);
+}
+
+/// A PDF whose page tree is a cycle (the Pages node is its own kid, and a page's parent is a
+/// page), with one honest page after it holding a key in a text operator.
+fn cyclic_pdf(key: &str) -> Vec<u8> {
+    let content = format!("BT /F1 12 Tf 72 712 Td (OFFSET_KEY={key}) Tj ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+        "<< /Type /Pages /Kids [2 0 R 3 0 R 4 0 R] /Count 3 /Parent 2 0 R >>".to_owned(),
+        "<< /Type /Page /Parent 3 0 R /Contents 5 0 R /Resources << /Font << /F1 6 0 R >> >> >>"
+            .to_owned(),
+        "<< /Type /Page /Parent 2 0 R /Contents 5 0 R /Resources << /Font << /F1 6 0 R >> >> >>"
+            .to_owned(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+    ];
+    let mut pdf = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        write!(pdf, "{} 0 obj\n{o}\nendobj\n", i + 1).expect("write");
+    }
+    let xref = pdf.len();
+    write!(pdf, "xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).expect("write");
+    for off in offsets {
+        writeln!(pdf, "{off:010} 00000 n ").expect("write");
+    }
+    write!(
+        pdf,
+        "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+        objects.len() + 1
+    )
+    .expect("write");
+    pdf
+}
+
+#[test]
+fn a_pdf_with_a_cyclic_page_tree_does_not_hang() {
+    let (tree, key) = tree_with_sentinel();
+    let in_pdf = current_key();
+    tree.file("cycle.pdf", cyclic_pdf(&in_pdf));
+    let run = scan(&tree);
+    assert_found(&run, "sentinel.env", &key);
+    // The key is in the one real content stream: found, or the file is named in a warning.
+    let pdf_found = found(&run).iter().any(|(_, h)| *h == sha256(&in_pdf));
+    assert!(
+        pdf_found || run.stderr.contains("cycle.pdf"),
+        "cycle.pdf: neither its key nor a warning naming it: {}",
+        run.stderr
+    );
+}
+
+fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in members {
+        w.start_file(
+            *name,
+            zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated),
+        )
+        .expect("start member");
+        w.write_all(data).expect("member");
+    }
+    w.finish().expect("finish zip").into_inner()
+}
+
+#[test]
+fn corrupt_zips_are_named_in_a_warning_and_the_scan_goes_on() {
+    let (tree, key) = tree_with_sentinel();
+    let inner = current_key();
+    let good = zip_of(&[("a.env", format!("K={inner}\n").as_bytes())]);
+    // Central directory overwritten with garbage.
+    let mut cd = good.clone();
+    let eocd = cd.len() - 22;
+    let cd_start =
+        u32::from_le_bytes(cd[eocd + 16..eocd + 20].try_into().expect("4 bytes")) as usize;
+    for b in &mut cd[cd_start..eocd] {
+        *b ^= 0x5a;
+    }
+    tree.file("garbled-directory.zip", cd);
+    // Cut in half.
+    tree.file("cut.zip", &good[..good.len() / 2]);
+    // The compressed data of the member flipped: a deflate or CRC error.
+    let mut data = good.clone();
+    for b in &mut data[40..60] {
+        *b = !*b;
+    }
+    tree.file("bad-data.zip", data);
+    // Only a zip's signature.
+    tree.file("empty.zip", b"PK\x03\x04");
+    let run = scan(&tree);
+    assert_found(&run, "sentinel.env", &key);
+    for name in ["garbled-directory.zip", "bad-data.zip", "empty.zip"] {
+        assert!(
+            run.stderr.contains(name),
+            "{name}: no warning naming it: {}",
+            run.stderr
+        );
+    }
+    assert!(
+        !run.stderr.contains(&inner),
+        "a key inside a corrupt zip reached stderr"
+    );
+}
+
+#[test]
+fn zips_nested_twenty_deep_stop_at_the_depth_limit_with_a_warning() {
+    let (tree, key) = tree_with_sentinel();
+    let shallow = current_key();
+    let bottom = current_key();
+    let mut z = zip_of(&[("bottom.env", format!("K={bottom}\n").as_bytes())]);
+    for i in 0..20 {
+        let name = format!("level{i}.zip");
+        if i == 0 {
+            z = zip_of(&[
+                (&name, &z),
+                ("shallow.env", format!("K={shallow}\n").as_bytes()),
+            ]);
+        } else {
+            z = zip_of(&[(&name, &z)]);
+        }
+    }
+    tree.file("nest.zip", z);
+    let run = scan(&tree);
+    assert_found(&run, "sentinel.env", &key);
+    let hashes: BTreeSet<String> = found(&run).into_iter().map(|(_, h)| h).collect();
+    assert!(
+        hashes.contains(&sha256(&shallow)) || run.stderr.contains("nest.zip"),
+        "neither the nested key nor a warning naming nest.zip: {}",
+        run.stderr
+    );
+    if !hashes.contains(&sha256(&bottom)) {
+        assert!(
+            run.stderr.contains("nest.zip"),
+            "the bottom of the nest was not reached and no warning says so: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn rtf_xml_and_mime_nested_ten_thousand_deep_do_not_crash() {
+    let (tree, key) = tree_with_sentinel();
+    let rtf_key = current_key();
+    tree.file(
+        "deep.rtf",
+        format!(
+            "{{\\rtf1\\ansi {}OFFSET_KEY={rtf_key}{}}}",
+            "{".repeat(10_000),
+            "}".repeat(10_000)
+        ),
+    );
+    let xml_key = current_key();
+    tree.file(
+        "deep.xml",
+        format!(
+            "<?xml version=\"1.0\"?>{}<key>{xml_key}</key>{}",
+            "<a>".repeat(10_000),
+            "</a>".repeat(10_000)
+        ),
+    );
+    let mime_key = current_key();
+    let mut mime = String::from("From: a@example.com\r\nSubject: deep\r\nMIME-Version: 1.0\r\n");
+    for i in 0..2_000 {
+        mime.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
+    }
+    mime.push_str(&format!(
+        "Content-Type: text/plain\r\n\r\nOFFSET_KEY={mime_key}\r\n"
+    ));
+    for i in (0..2_000).rev() {
+        mime.push_str(&format!("--b{i}--\r\n"));
+    }
+    tree.file("deep.eml", mime);
+    let run = scan(&tree);
+    assert_found(&run, "sentinel.env", &key);
+    for (path, k) in [
+        ("deep.rtf", &rtf_key),
+        ("deep.xml", &xml_key),
+        ("deep.eml", &mime_key),
+    ] {
+        let hit = found(&run)
+            .iter()
+            .any(|(p, h)| p == path && *h == sha256(k));
+        assert!(
+            hit || run.stderr.contains(path),
+            "{path}: neither its key nor a warning naming it: {}",
+            run.stderr
+        );
+    }
+}
