@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod decode;
 pub mod key;
+pub mod ocr;
 pub mod report;
 pub mod rotate;
 pub mod rules;
