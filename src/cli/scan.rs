@@ -103,6 +103,10 @@ pub struct ScanArgs {
     /// CLI and Gemini CLI sessions, and the state.vscdb chats of Cursor, VS Code and Windsurf.
     #[arg(long, conflicts_with_all = ["git", "staged"])]
     pub ai_history: bool,
+    /// Also read images met in folders and git history by OCR (PNG, JPEG, WebP, GIF, BMP,
+    /// TIFF; needs Tesseract). Images named on the command line or on standard input always are.
+    #[arg(long)]
+    pub images: bool,
 }
 
 /// Everything a scan needs, built once.
@@ -231,6 +235,8 @@ pub fn collect(
         found.lock().expect("findings lock").extend(batch);
     };
     let mut dirs = Vec::new();
+    let images = super::images::Images::new(&args.paths, args.images, args.verify, args.threads)?;
+    let mut named_images = Vec::new();
     if args.git.is_some() || args.staged {
         let repo = match &args.git {
             Some(Some(r)) => r.clone(),
@@ -246,7 +252,7 @@ pub fn collect(
             bytes.fetch_add(n_bytes, Ordering::Relaxed);
             batch
         } else {
-            let (batch, n_blobs, n_bytes, errs) = scan_history(args, setup, &repo)?;
+            let (batch, n_blobs, n_bytes, errs) = scan_history(args, setup, &repo, &images)?;
             files.fetch_add(n_blobs, Ordering::Relaxed);
             bytes.fetch_add(n_bytes, Ordering::Relaxed);
             errors.fetch_add(errs, Ordering::Relaxed);
@@ -277,13 +283,18 @@ pub fn collect(
                 ..Origin::default()
             };
             let mut batch = Vec::new();
-            let read = crate::scan::scan_reader(
-                &setup.matcher,
-                &setup.policy,
-                &mut stdin.lock(),
-                &origin,
-                |f| batch.push(f),
-            );
+            let mut input = stdin.lock();
+            if let Some(read) = images.stdin(&mut input, &setup.policy) {
+                let (in_image, n) = read?;
+                emit(in_image);
+                files.fetch_add(1, Ordering::Relaxed);
+                bytes.fetch_add(n, Ordering::Relaxed);
+                continue;
+            }
+            let read =
+                crate::scan::scan_reader(&setup.matcher, &setup.policy, &mut input, &origin, |f| {
+                    batch.push(f)
+                });
             // What was read before a failing read is scanned and reported; the error counts
             // as one (exit 2 unless there are findings), as for an unreadable file.
             emit(batch);
@@ -306,10 +317,17 @@ pub fn collect(
                 scrub_name(&p.display().to_string())
             );
             errors.fetch_add(1, Ordering::Relaxed);
+        } else if images.claims(p) {
+            named_images.push(p.clone());
         } else {
             dirs.push(p.clone());
         }
     }
+    let (in_images, n_bytes, errs) = images.scan_named(&named_images, &setup.policy);
+    files.fetch_add(named_images.len() as u64, Ordering::Relaxed);
+    bytes.fetch_add(n_bytes, Ordering::Relaxed);
+    errors.fetch_add(errs, Ordering::Relaxed);
+    emit(in_images);
     if !dirs.is_empty() {
         let opts = WalkOptions {
             roots: dirs,
@@ -320,6 +338,7 @@ pub fn collect(
         };
         let policy = &setup.policy;
         let matcher = &setup.matcher;
+        let images = &images;
         source::walk(&opts, || {
             let mut scratch = Vec::new();
             let mut local = Vec::new();
@@ -332,6 +351,9 @@ pub fn collect(
                     bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                     if policy.path_allowed(&origin.path) {
                         return;
+                    }
+                    if let Some(found) = images.walked(data, origin, policy, &mut warn) {
+                        return emit(found);
                     }
                     scan_any(
                         matcher,
@@ -352,6 +374,9 @@ pub fn collect(
                     bytes.fetch_add(len, Ordering::Relaxed);
                     if policy.path_allowed(&origin.path) {
                         return;
+                    }
+                    if let Some(found) = images.walked_file(file, len, origin, policy, &mut warn) {
+                        return emit(found);
                     }
                     let read = scan_file(
                         matcher,
@@ -455,6 +480,7 @@ fn scan_history(
     args: &ScanArgs,
     setup: &Setup,
     repo: &Path,
+    images: &super::images::Images,
 ) -> anyhow::Result<(Vec<Finding>, u64, u64, u64)> {
     let since = match &args.since {
         Some(s) => Some(parse_since(s)?),
@@ -506,16 +532,20 @@ fn scan_history(
             // The blob is scanned once, keeping every finding; each of its paths then gets its
             // own allowlist and baseline, so an allowlisted first path (fixtures/) does not
             // hide a copy of the blob elsewhere.
-            scan_any(
-                &setup.matcher,
-                &Policy::default(),
-                data,
-                &origin,
-                &mut scratch,
-                &mut local,
-                &mut warn,
-                0,
-            );
+            if let Some(found) = images.walked(data, &origin, &Policy::default(), &mut warn) {
+                local = found;
+            } else {
+                scan_any(
+                    &setup.matcher,
+                    &Policy::default(),
+                    data,
+                    &origin,
+                    &mut scratch,
+                    &mut local,
+                    &mut warn,
+                    0,
+                );
+            }
             if local.is_empty() {
                 return;
             }

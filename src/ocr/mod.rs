@@ -91,16 +91,13 @@ impl Default for Limits {
     }
 }
 
-/// One OCR pass: scale and Tesseract page segmentation mode.
-#[derive(Debug, Clone, Copy)]
-struct Pass {
-    scale: u32,
-    psm: u8,
-}
-
-/// 2x as one uniform block of text (what reads small screen fonts best), then 1x with
-/// automatic layout (what keeps columns of a chat or an IDE apart).
-const PASSES: [Pass; 2] = [Pass { scale: 2, psm: 6 }, Pass { scale: 1, psm: 3 }];
+/// Tesseract's automatic page layout (keeps the columns of a chat or an IDE apart).
+const PSM_AUTO: u8 = 3;
+/// One uniform block of text (reads small screen fonts best, upscaled).
+const PSM_BLOCK: u8 = 6;
+/// Words this tall (pixels, median) or taller are read well as they are; smaller text (1x
+/// screen fonts) is upscaled 2x for the second pass. Retina (2x) screenshots are not.
+const TALL_ENOUGH: u32 = 22;
 
 /// Which image format `head` starts like, among those read.
 pub fn sniff(head: &[u8]) -> Option<ImageFormat> {
@@ -174,22 +171,32 @@ pub fn read(
     let mut unrecovered = Vec::new();
     let mut tests = 0;
     let mut conflicts = Vec::new();
-    for pass in PASSES {
+    // First pass at 1x with automatic layout; its word heights choose the second pass's scale.
+    let mut passes = vec![(1, PSM_AUTO)];
+    let mut i = 0;
+    while let Some(&(scale, psm)) = passes.get(i) {
+        i += 1;
         let scaled;
-        let input: &GrayImage = if pass.scale == 1 {
+        let input: &GrayImage = if scale == 1 {
             &gray
         } else {
             scaled = image::imageops::resize(
                 &gray,
-                gray.width() * pass.scale,
-                gray.height() * pass.scale,
+                gray.width() * scale,
+                gray.height() * scale,
                 image::imageops::FilterType::Triangle,
             );
             &scaled
         };
-        let lines = engine.read(input, pass.psm, dir.path(), deadline, limits.memory_kib)?;
+        let lines = engine.read(input, psm, dir.path(), deadline, limits.memory_kib)?;
+        if i == 1 {
+            let mut heights: Vec<u32> = lines.iter().flatten().map(|w| w.h).collect();
+            heights.sort_unstable();
+            let median = heights.get(heights.len() / 2).copied().unwrap_or(0);
+            passes.push((if median >= TALL_ENOUGH { 1 } else { 2 }, PSM_BLOCK));
+        }
         for line in &lines {
-            let (found, lost, n) = read_line(line, pass.scale, legacy);
+            let (found, lost, n) = read_line(line, scale, legacy);
             tests += n;
             unrecovered.extend(lost);
             for s in found {
