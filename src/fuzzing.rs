@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::decode::{self, Form};
 use crate::rules::RuleSet;
-use crate::scan::{Finding, Match, Matcher, Origin, Policy, scan_ai_file, scan_any};
+use crate::scan::{Finding, Match, Matcher, Origin, Policy, Scanner};
 
 /// A fuzz target: any bytes in, no panic out.
 pub type Target = fn(&[u8]);
@@ -112,19 +112,10 @@ fn scan_named(name: &str, data: &[u8]) {
         path: name.to_owned(),
         ..Origin::default()
     };
-    let mut scratch = Vec::new();
+    let policy = Policy::default();
     let mut out: Vec<Finding> = Vec::new();
-    let mut warnings = 0usize;
-    scan_any(
-        shared_matcher(),
-        &Policy::default(),
-        data,
-        &origin,
-        &mut scratch,
-        &mut out,
-        &mut |_| warnings += 1,
-        0,
-    );
+    let mut scanner = Scanner::new(shared_matcher(), &policy, Box::new(|_| {}));
+    scanner.scan_any(data, &origin, &mut out);
 }
 
 /// A ChatGPT export (`conversations.json`).
@@ -203,19 +194,10 @@ pub fn ai_tools(data: &[u8]) {
         path: file.to_owned(),
         ..Origin::default()
     };
-    let mut scratch = Vec::new();
+    let policy = Policy::default();
     let mut out = Vec::new();
-    scan_ai_file(
-        shared_matcher(),
-        &Policy::default(),
-        tool,
-        rest,
-        std::path::Path::new(file),
-        &origin,
-        &mut scratch,
-        &mut out,
-        &mut |_| {},
-    );
+    let mut scanner = Scanner::new(shared_matcher(), &policy, Box::new(|_| {}));
+    scanner.scan_ai_file(tool, rest, std::path::Path::new(file), &origin, &mut out);
 }
 
 /// Write `data` to a private temporary file and hand its path to `f` (the loaders read files).

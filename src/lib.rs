@@ -14,6 +14,7 @@ pub mod decode;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod key;
+pub mod ocr;
 pub mod report;
 pub mod rotate;
 pub mod rules;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 pub mod config;
 pub mod extras;
 pub mod hook;
+pub mod images;
 pub mod keys;
 pub mod login;
 pub mod members;

@@ -1,6 +1,7 @@
 //! `offkey redact`: standard input to standard output with every key replaced, streaming; or,
 //! with `--document IN -o OUT`, an office document rewritten with every key in its text
-//! replaced (a key split across Word runs too), still a document its application opens.
+//! replaced (a key split across Word runs too), still a document its application opens; or,
+//! with `--image IN -o OUT`, a screenshot with every key it shows blacked out.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -23,10 +24,18 @@ pub struct RedactArgs {
     pub rules: Vec<std::path::PathBuf>,
     /// An office document to redact (.docx, .xlsx, .pptx and their macro variants, .odt,
     /// .ods, .odp) instead of standard input; needs `-o`.
-    #[arg(long, value_name = "IN", requires = "output")]
+    #[arg(long, value_name = "IN", requires = "output", conflicts_with = "image")]
     pub document: Option<std::path::PathBuf>,
-    /// Where the redacted document goes (written only when redaction succeeded).
-    #[arg(short = 'o', long, value_name = "OUT", requires = "document")]
+    /// An image to redact (PNG, JPEG, WebP, GIF, BMP, TIFF): each key read in it by OCR is
+    /// covered by a solid box; same format and size. Needs `-o` or `--in-place`. Exits 1 when
+    /// some text that starts like a key could not be read exactly (check it by eye).
+    #[arg(long, value_name = "IN")]
+    pub image: Option<std::path::PathBuf>,
+    /// With --image: write the redacted image over IN.
+    #[arg(long, requires = "image", conflicts_with = "output")]
+    pub in_place: bool,
+    /// Where the redacted document or image goes (written only when redaction succeeded).
+    #[arg(short = 'o', long, value_name = "OUT")]
     pub output: Option<std::path::PathBuf>,
 }
 
@@ -34,6 +43,21 @@ pub struct RedactArgs {
 pub fn run(args: RedactArgs) -> anyhow::Result<Outcome> {
     let refs: Vec<&std::path::Path> = args.rules.iter().map(|p| p.as_path()).collect();
     let matcher = Matcher::new(Arc::new(RuleSet::load(&refs)?), true);
+    if let Some(input) = &args.image {
+        let output = match (&args.output, args.in_place) {
+            (Some(o), _) if same_file(input, o) => anyhow::bail!(
+                "{}: -o names the input image; pass --in-place to overwrite it",
+                o.display()
+            ),
+            (Some(o), _) => o,
+            (None, true) => input,
+            (None, false) => anyhow::bail!("--image needs -o OUT (or --in-place)"),
+        };
+        return super::images::redact(input, output);
+    }
+    if args.output.is_some() && args.document.is_none() {
+        anyhow::bail!("-o is for --document or --image; plain redact writes standard output");
+    }
     if let (Some(input), Some(output)) = (&args.document, &args.output) {
         return document(&matcher, input, output, &args.placeholder);
     }
@@ -45,6 +69,14 @@ pub fn run(args: RedactArgs) -> anyhow::Result<Outcome> {
     w.flush().context("writing standard output")?;
     eprintln!("offkey: redacted {n} key(s)");
     Ok(Outcome::Clean)
+}
+
+/// Whether `a` and `b` name the same file (or `b` does not exist yet: then not).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
 }
 
 /// `--document IN -o OUT`.

@@ -101,6 +101,10 @@ pub struct ScanArgs {
     /// CLI and Gemini CLI sessions, and the state.vscdb chats of Cursor, VS Code and Windsurf.
     #[arg(long, conflicts_with_all = ["git", "staged"])]
     pub ai_history: bool,
+    /// Also read images met in folders and git history by OCR (PNG, JPEG, WebP, GIF, BMP,
+    /// TIFF; needs Tesseract). Images named on the command line or on standard input always are.
+    #[arg(long)]
+    pub images: bool,
 }
 
 impl ScanArgs {
@@ -254,6 +258,8 @@ pub fn collect(
         found.lock().expect("findings lock").extend(batch);
     };
     let mut dirs = Vec::new();
+    let images = super::images::Images::new(&args.paths, args.images, args.verify, args.threads)?;
+    let mut named_images = Vec::new();
     if args.git.is_some() || args.staged {
         let repo = match &args.git {
             Some(Some(r)) => r.clone(),
@@ -267,7 +273,7 @@ pub fn collect(
             let mut scanner = Scanner::new(&setup.matcher, &setup.policy, Box::new(warn_stderr));
             crate::scan::scan_staged(&mut scanner, &repo)?
         } else {
-            scan_history(args, setup, &repo)?
+            scan_history(args, setup, &repo, &images)?
         };
         files.fetch_add(scan.blobs, Ordering::Relaxed);
         bytes.fetch_add(scan.bytes, Ordering::Relaxed);
@@ -297,13 +303,18 @@ pub fn collect(
                 ..Origin::default()
             };
             let mut batch = Vec::new();
-            let read = crate::scan::scan_reader(
-                &setup.matcher,
-                &setup.policy,
-                &mut stdin.lock(),
-                &origin,
-                |f| batch.push(f),
-            );
+            let mut input = stdin.lock();
+            if let Some(read) = images.stdin(&mut input, &setup.policy) {
+                let (in_image, n) = read?;
+                emit(in_image);
+                files.fetch_add(1, Ordering::Relaxed);
+                bytes.fetch_add(n, Ordering::Relaxed);
+                continue;
+            }
+            let read =
+                crate::scan::scan_reader(&setup.matcher, &setup.policy, &mut input, &origin, |f| {
+                    batch.push(f)
+                });
             // What was read before a failing read is scanned and reported; the error counts
             // as one (exit 2 unless there are findings), as for an unreadable file.
             emit(batch);
@@ -326,10 +337,17 @@ pub fn collect(
                 scrub_name(&p.display().to_string())
             );
             errors.fetch_add(1, Ordering::Relaxed);
+        } else if images.claims(p) {
+            named_images.push(p.clone());
         } else {
             dirs.push(p.clone());
         }
     }
+    let (in_images, n_bytes, errs) = images.scan_named(&named_images, &setup.policy);
+    files.fetch_add(named_images.len() as u64, Ordering::Relaxed);
+    bytes.fetch_add(n_bytes, Ordering::Relaxed);
+    errors.fetch_add(errs, Ordering::Relaxed);
+    emit(in_images);
     if !dirs.is_empty() {
         let opts = WalkOptions {
             roots: dirs,
@@ -340,6 +358,7 @@ pub fn collect(
         };
         let policy = &setup.policy;
         let matcher = &setup.matcher;
+        let images = &images;
         source::walk(&opts, || {
             let mut scanner = Scanner::new(matcher, policy, Box::new(warn_stderr));
             let mut local = Vec::new();
@@ -351,6 +370,10 @@ pub fn collect(
                     if policy.path_allowed(&origin.path) {
                         return;
                     }
+                    let mut warn = warn_stderr;
+                    if let Some(found) = images.walked(data, origin, policy, &mut warn) {
+                        return emit(found);
+                    }
                     scanner.scan_any(data, origin, &mut local);
                     if !local.is_empty() {
                         emit(std::mem::take(&mut local));
@@ -361,6 +384,10 @@ pub fn collect(
                     bytes.fetch_add(len, Ordering::Relaxed);
                     if policy.path_allowed(&origin.path) {
                         return;
+                    }
+                    let mut warn = warn_stderr;
+                    if let Some(found) = images.walked_file(file, len, origin, policy, &mut warn) {
+                        return emit(found);
                     }
                     let read = scanner.scan_file(file, len, origin, &mut local);
                     if let Err(e) = read {
@@ -454,6 +481,7 @@ fn scan_history(
     args: &ScanArgs,
     setup: &Setup,
     repo: &Path,
+    images: &super::images::Images,
 ) -> anyhow::Result<crate::scan::GitScan> {
     let since = match &args.since {
         Some(s) => Some(parse_since(s)?),
@@ -470,6 +498,11 @@ fn scan_history(
         &opts,
         args.max_file_size as usize,
         &warn_stderr,
+        Some(
+            &|data: &[u8], origin: &crate::scan::Origin, warn: &mut dyn FnMut(String)| {
+                images.walked(data, origin, &crate::scan::Policy::default(), warn)
+            },
+        ),
     )?;
     if scan.shallow {
         eprintln!(

@@ -11,7 +11,7 @@ use crate::client::{ClientError, ExposureReport, LookupResult, LookupStatus};
 use crate::key::KeyKind;
 use crate::rotate::{OldKeyPolicy, Sink};
 use crate::rules::Confidence;
-use crate::scan::{Finding, Verification, VerifyStatus};
+use crate::scan::{Encoding, Finding, Verification, VerifyStatus};
 
 /// What to ask the key service and what to do with the answers (`scan --verify` and the flags
 /// that go with it).
@@ -197,10 +197,20 @@ fn verify_all(
     for mut f in findings.drain(..) {
         let sha = f.secret.sha256();
         let Some(r) = by_hash.get(sha.as_str()) else {
-            kept.push(f);
+            if f.encoding != Encoding::Ocr || f.kind != KeyKind::Legacy {
+                kept.push(f);
+            }
             continue;
         };
         let v = verification(r, f.location.date.as_deref());
+        let confirmed = matches!(v.status, VerifyStatus::Active | VerifyStatus::Revoked);
+        // A legacy key read from an image is a guess twice over: only the service confirms it.
+        if f.encoding == Encoding::Ocr && f.kind == KeyKind::Legacy && !confirmed {
+            continue;
+        }
+        if f.encoding == Encoding::Ocr && confirmed {
+            f.confidence = Confidence::High;
+        }
         if f.kind == KeyKind::Legacy {
             if v.status == VerifyStatus::Unknown && !args.keep_unverified {
                 continue; // most likely an md5 or a commit hash

@@ -44,6 +44,8 @@ pub enum Encoding {
     QuotedPrintable,
     /// Written with XML or HTML character references (`&#95;`).
     XmlEntity,
+    /// Read from an image by OCR.
+    Ocr,
 }
 
 impl Encoding {
@@ -58,6 +60,7 @@ impl Encoding {
             Encoding::Utf16 => "utf-16",
             Encoding::QuotedPrintable => "quoted-printable",
             Encoding::XmlEntity => "xml-entity",
+            Encoding::Ocr => "ocr",
         }
     }
 }

@@ -30,6 +30,8 @@ struct JsonFinding<'a> {
     sha256: String,
     location: &'a Location,
     encoding: Encoding,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    corrections: Option<u8>,
     verification: &'a Option<Verification>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rotation: Option<Rotation<'a>>,
@@ -56,6 +58,7 @@ fn view(f: &Finding) -> JsonFinding<'_> {
         sha256: f.secret.sha256(),
         location: &f.location,
         encoding: f.encoding,
+        corrections: f.corrections,
         verification: &f.verification,
         rotation: f
             .rotated_to

@@ -16,6 +16,8 @@ use crate::key::{KeyKind, is_current};
 pub enum Confidence {
     /// An unverified candidate (a legacy key shape next to a context word).
     Low,
+    /// A current key recovered from an image by OCR and checksum-guided correction.
+    Medium,
     /// A checksum-valid current key, or a verified one.
     High,
 }

@@ -107,6 +107,7 @@ pub(super) fn to_finding(
             table: origin.table.clone(),
             row: origin.row,
             column_name: origin.column_name.clone(),
+            bbox: None,
         },
         encoding: m.encoding,
         verification: None,
@@ -115,6 +116,7 @@ pub(super) fn to_finding(
             .iter()
             .filter(|&&b| (b as i8) >= -0x40)
             .count(),
+        corrections: None,
     })
 }
 

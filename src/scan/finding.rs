@@ -15,9 +15,11 @@ pub struct Location {
     pub source: SourceKind,
     /// See [`Origin::path`].
     pub path: String,
-    /// 1-based line in the text the key was found in.
+    /// 1-based line in the text the key was found in; 0 (`null` in the report) for an image.
+    #[serde(serialize_with = "zero_as_null", deserialize_with = "null_as_zero")]
     pub line: usize,
-    /// 1-based column (Unicode scalar values) in that line.
+    /// 1-based column (Unicode scalar values) in that line; 0 (`null`) for an image.
+    #[serde(serialize_with = "zero_as_null", deserialize_with = "null_as_zero")]
     pub column: usize,
     /// See [`Origin`].
     pub commit: Option<String>,
@@ -74,12 +76,76 @@ pub struct Location {
     /// SQLite: the column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column_name: Option<String>,
+    /// Image: the key's box in pixels.
+    #[serde(default, rename = "box", skip_serializing_if = "Option::is_none")]
+    pub bbox: Option<crate::ocr::PixelBox>,
+}
+
+fn zero_as_null<S: serde::Serializer>(n: &usize, s: S) -> Result<S::Ok, S::Error> {
+    if *n == 0 {
+        s.serialize_none()
+    } else {
+        s.serialize_u64(*n as u64)
+    }
+}
+
+fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    Ok(Option::<usize>::deserialize(d)?.unwrap_or(0))
 }
 
 impl Location {
-    /// `path:line:col`, plus the commit or conversation where there is one.
+    /// The location of `origin` before a line and column are known (both 0); the path
+    /// scrubbed of keys (a file named after one).
+    fn from_origin(origin: &Origin) -> Location {
+        Location {
+            source: origin.source.unwrap_or(SourceKind::File),
+            path: crate::key::scrub_name(&origin.path).into_owned(),
+            line: 0,
+            column: 0,
+            commit: origin.commit.clone(),
+            author: origin.author.clone(),
+            date: origin.date.clone(),
+            conversation: origin.conversation.clone(),
+            message: origin.message,
+            role: origin.role.clone(),
+            entry: origin.entry,
+            field: origin.field.clone(),
+            part: origin.part.clone(),
+            page: origin.page,
+            sheet: origin.sheet.clone(),
+            cell: origin.cell.clone(),
+            slide: origin.slide,
+            message_id: origin.message_id.clone(),
+            subject: origin.subject.clone(),
+            tool: origin.tool.clone(),
+            session: origin.session.clone(),
+            table: origin.table.clone(),
+            row: origin.row,
+            column_name: origin.column_name.clone(),
+            bbox: None,
+        }
+    }
+
+    /// Where a key read from an image of `origin` stands: its box, no line or column.
+    pub fn image(origin: &Origin, bbox: crate::ocr::PixelBox) -> Location {
+        Location {
+            line: 0,
+            column: 0,
+            bbox: Some(bbox),
+            ..Location::from_origin(origin)
+        }
+    }
+
+    /// `path:line:col` (an image: `path (box WxH at X,Y)`), plus the commit or conversation
+    /// where there is one.
     pub fn display(&self) -> String {
-        let mut s = format!("{}:{}:{}", self.path, self.line, self.column);
+        let mut s = match &self.bbox {
+            Some(b) => format!(
+                "{} (box {}x{} at {},{})",
+                self.path, b.width, b.height, b.x, b.y
+            ),
+            None => format!("{}:{}:{}", self.path, self.line, self.column),
+        };
         if let Some(c) = &self.commit {
             s.push_str(&format!(" @ {}", &c[..c.len().min(12)]));
         }
@@ -200,6 +266,8 @@ pub struct Finding {
     pub rotated_to: Option<String>,
     /// Length of the matched text on its line, in the same unit as the column.
     pub span: usize,
+    /// Read by OCR: how many characters the checksum-guided correction changed.
+    pub corrections: Option<u8>,
 }
 
 impl Finding {

@@ -34,6 +34,11 @@ pub struct GitScan {
 /// repository: the sink scrubs what it shows.
 pub type SharedWarn<'a> = &'a (dyn Fn(String) + Sync);
 
+/// A reader that claims some blobs (an image read by OCR, under `--images`) and returns their
+/// findings, or `None` to leave the blob to the scanner.
+pub type BlobHook<'a> =
+    &'a (dyn Fn(&[u8], &Origin, &mut dyn FnMut(String)) -> Option<Vec<Finding>> + Sync);
+
 /// `scan --git`: scan each distinct blob of the history of `opts.repo` once (blobs over
 /// `max_size` bytes are skipped with a warning), in parallel; one finding per (key, path), with
 /// the oldest commit that introduced it there, its author and date. `policy` applies per path.
@@ -43,6 +48,7 @@ pub fn scan_history(
     opts: &HistoryOptions,
     max_size: usize,
     warn: SharedWarn<'_>,
+    hook: Option<BlobHook<'_>>,
 ) -> Result<GitScan, GitError> {
     let hist = source::history(opts)?;
     for w in &hist.warnings {
@@ -80,7 +86,11 @@ pub fn scan_history(
             bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
             let (first_path, first_commit) = &blob.paths[0];
             local.clear();
-            scanner.scan_any(data, &git_origin(&hist, first_path, *first_commit), local);
+            let origin = git_origin(&hist, first_path, *first_commit);
+            match hook.and_then(|h| h(data, &origin, &mut |m| warn(m))) {
+                Some(found) => local.extend(found),
+                None => scanner.scan_any(data, &origin, local),
+            }
             if local.is_empty() {
                 return;
             }

@@ -24,6 +24,8 @@ pub enum SourceKind {
     Email,
     /// A cell of a SQLite database.
     Sqlite,
+    /// Text in an image, read by OCR.
+    Image,
 }
 
 /// Where a blob came from; a finding adds line and column.

@@ -1,0 +1,103 @@
+//! The OCR figures of bench/OCR.md: renders screenshots of each style (1920×1080 pixels, 1x
+//! and 2x, PNG and JPEG at quality 70) with fresh fake keys and look-alikes, reads each with
+//! `offkey::ocr` on one core, and prints per style the keys recovered exactly, the wrong keys
+//! reported (must be 0), the time per image and the correction search spent.
+//!
+//! `cargo run --release --example ocr_bench -- [IMAGES_PER_CASE]` (see bench/ocr.sh).
+
+#[path = "../tests/it/screens.rs"]
+mod screens;
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use image::ImageFormat;
+use screens::{Content, Style};
+
+fn main() {
+    let per_case: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse().expect("IMAGES_PER_CASE: a number"))
+        .unwrap_or(2);
+    let engine = offkey::ocr::Engine::find().unwrap_or_else(|e| panic!("{e}"));
+    let limits = offkey::ocr::Limits::default();
+    println!(
+        "| style | images | keys | recovered exactly | wrong keys | unrecovered starts | median s/image | max s/image | search tests/image |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let (mut all_keys, mut all_found, mut all_wrong, mut all_times) = (0, 0, 0, Vec::new());
+    for style in Style::ALL {
+        let (mut keys, mut found, mut wrong, mut lost, mut tests) = (0, 0, 0, 0, 0u64);
+        let mut times = Vec::new();
+        for scale in [1u32, 2] {
+            for format in [ImageFormat::Png, ImageFormat::Jpeg] {
+                for _ in 0..per_case {
+                    let (nk, nd) = if scale == 1 { (3, 2) } else { (2, 1) };
+                    let ks: Vec<String> = (0..nk).map(|_| screens::fake_key()).collect();
+                    let ds: Vec<String> = (0..nd).map(|_| screens::decoy()).collect();
+                    let img = screens::render(
+                        style,
+                        scale,
+                        1920 / scale,
+                        1080 / scale,
+                        &Content {
+                            keys: &ks,
+                            decoys: &ds,
+                        },
+                    );
+                    let bytes = encode(&img, format);
+                    let want: HashSet<String> = ks
+                        .iter()
+                        .map(|k| offkey::key::sha256_hex(k.as_bytes()))
+                        .collect();
+                    let t = Instant::now();
+                    let decoded = offkey::ocr::decode(&bytes, &limits).expect("decode");
+                    let r = offkey::ocr::read(&engine, &decoded, &limits, false)
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    times.push(t.elapsed().as_secs_f64());
+                    let got: HashSet<String> = r.keys.iter().map(|k| k.secret.sha256()).collect();
+                    keys += want.len();
+                    found += got.intersection(&want).count();
+                    wrong += got.difference(&want).count();
+                    lost += r.unrecovered.len();
+                    tests += r.tests;
+                }
+            }
+        }
+        let n = times.len();
+        times.sort_by(f64::total_cmp);
+        println!(
+            "| {} | {n} | {keys} | {found} ({:.0} %) | {wrong} | {lost} | {:.2} | {:.2} | {} |",
+            style.name(),
+            100.0 * found as f64 / keys as f64,
+            times[n / 2],
+            times[n - 1],
+            tests / n as u64
+        );
+        all_keys += keys;
+        all_found += found;
+        all_wrong += wrong;
+        all_times.extend(times);
+    }
+    all_times.sort_by(f64::total_cmp);
+    let n = all_times.len();
+    println!(
+        "| **all** | {n} | {all_keys} | {all_found} ({:.0} %) | {all_wrong} | | {:.2} | {:.2} | |",
+        100.0 * all_found as f64 / all_keys as f64,
+        all_times[n / 2],
+        all_times[n - 1]
+    );
+}
+
+fn encode(img: &image::RgbImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    match format {
+        ImageFormat::Jpeg => {
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 70)
+                .encode_image(img)
+                .expect("jpeg");
+        }
+        f => img.write_to(&mut out, f).expect("encode"),
+    }
+    out.into_inner()
+}

@@ -1,0 +1,513 @@
+//! Keys in screenshots: decode an image (PNG, JPEG, WebP, GIF's first frame, BMP, TIFF), OCR it
+//! with Tesseract (twice: upscaled 2x as one uniform block, and at 1x), recover keys from the
+//! lines it read ([`recover`]: fuzzy prefix, split tokens joined, checksum-guided correction),
+//! and merge the passes into findings with their boxes in pixels; and black those boxes out.
+//!
+//! Depends on `key` and on `scan` for the finding type; `scan` knows nothing of images (the
+//! command line routes image files here).
+
+pub mod recover;
+mod tesseract;
+
+use std::io::Cursor;
+use std::time::{Duration, Instant};
+
+use image::{DynamicImage, GrayImage, ImageFormat, ImageReader};
+use serde::{Deserialize, Serialize};
+
+pub use recover::{Candidate, Outcome, recover};
+pub use tesseract::{Engine, INSTALL, Line, Word, parse_tsv};
+
+use crate::key::{KeyKind, Secret};
+use crate::rules::Confidence;
+use crate::scan::{Encoding, Finding, Location, Origin, Policy, SourceKind};
+
+/// What went wrong with one image. Never holds text read from it.
+#[derive(Debug, thiserror::Error)]
+pub enum OcrError {
+    /// No usable Tesseract.
+    #[error("no OCR engine ({0}): {INSTALL}")]
+    NoEngine(&'static str),
+    /// The bytes are not an image this can decode.
+    #[error("cannot decode the image: {0}")]
+    Decode(String),
+    /// Tesseract failed.
+    #[error("{0}")]
+    Engine(String),
+    /// Tesseract ran past the time allowed for the image.
+    #[error("OCR took longer than the time allowed per image, stopped")]
+    Timeout,
+    /// The private temporary folder.
+    #[error("temporary file: {0}")]
+    Temp(std::io::Error),
+    /// Writing the redacted copy.
+    #[error("cannot encode the redacted image: {0}")]
+    Encode(String),
+}
+
+/// A box in the pixels of the image: `location.box` of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PixelBox {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+impl PixelBox {
+    fn overlaps(&self, o: &PixelBox) -> bool {
+        self.x < o.x + o.width
+            && o.x < self.x + self.width
+            && self.y < o.y + o.height
+            && o.y < self.y + self.height
+    }
+}
+
+/// Bounds on one image.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Wall time for all OCR passes of one image.
+    pub time: Duration,
+    /// Virtual memory of each Tesseract process.
+    pub memory_kib: u64,
+    /// Largest width or height decoded.
+    pub max_side: u32,
+    /// Most bytes the decoder may allocate.
+    pub max_alloc: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            time: Duration::from_secs(60),
+            memory_kib: 2 << 20,
+            max_side: 16_384,
+            max_alloc: 1 << 30,
+        }
+    }
+}
+
+/// Tesseract's automatic page layout (keeps the columns of a chat or an IDE apart).
+const PSM_AUTO: u8 = 3;
+/// One uniform block of text (reads small screen fonts best, upscaled).
+const PSM_BLOCK: u8 = 6;
+/// Words this tall (pixels, median) or taller are read well as they are; smaller text (1x
+/// screen fonts) is upscaled 2x for the second pass. Retina (2x) screenshots are not.
+const TALL_ENOUGH: u32 = 22;
+
+/// Which image format `head` starts like, among those read.
+pub fn sniff(head: &[u8]) -> Option<ImageFormat> {
+    let f = image::guess_format(head).ok()?;
+    matches!(
+        f,
+        ImageFormat::Png
+            | ImageFormat::Jpeg
+            | ImageFormat::WebP
+            | ImageFormat::Gif
+            | ImageFormat::Bmp
+            | ImageFormat::Tiff
+    )
+    .then_some(f)
+}
+
+/// A key recovered from an image.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// The key.
+    pub secret: Secret,
+    /// Where, in the image's pixels.
+    pub bbox: PixelBox,
+    /// Characters the correction changed.
+    pub corrections: u8,
+}
+
+/// What the passes over one image found.
+#[derive(Debug, Clone, Default)]
+pub struct Reading {
+    /// Keys recovered (current keys, and legacy candidates when asked for).
+    pub keys: Vec<Seen>,
+    /// Boxes of text that starts like a key but was not recovered.
+    pub unrecovered: Vec<PixelBox>,
+    /// Checksum tests spent by the correction search (the chance of a wrong key is this
+    /// times 2^-32).
+    pub tests: u64,
+}
+
+/// Decode an image within `limits` (GIF: its first frame).
+pub fn decode(data: &[u8], limits: &Limits) -> Result<DynamicImage, OcrError> {
+    let mut r = ImageReader::new(Cursor::new(data))
+        .with_guessed_format()
+        .map_err(|e| OcrError::Decode(e.to_string()))?;
+    let mut l = image::Limits::default();
+    l.max_image_width = Some(limits.max_side);
+    l.max_image_height = Some(limits.max_side);
+    l.max_alloc = Some(limits.max_alloc);
+    r.limits(l);
+    r.decode().map_err(|e| OcrError::Decode(e.to_string()))
+}
+
+/// OCR `img` and recover the keys it shows; legacy candidates (32 hex next to a context word)
+/// only when `legacy`.
+pub fn read(
+    engine: &Engine,
+    img: &DynamicImage,
+    limits: &Limits,
+    legacy: bool,
+) -> Result<Reading, OcrError> {
+    let deadline = Instant::now() + limits.time;
+    let dir = tempfile::tempdir().map_err(OcrError::Temp)?;
+    let mut gray = img.to_luma8();
+    // Tesseract reads dark text on a light ground best: turn a dark terminal over.
+    let mean = gray.as_raw().iter().map(|&p| u64::from(p)).sum::<u64>()
+        / (u64::from(gray.width()) * u64::from(gray.height())).max(1);
+    if mean < 128 {
+        image::imageops::invert(&mut gray);
+    }
+    let mut keys: Vec<Seen> = Vec::new();
+    let mut unrecovered = Vec::new();
+    let mut tests = 0;
+    let mut conflicts = Vec::new();
+    // First pass at 1x with automatic layout; its word heights choose the second pass's scale.
+    let mut passes = vec![(1, PSM_AUTO)];
+    let mut i = 0;
+    while let Some(&(scale, psm)) = passes.get(i) {
+        i += 1;
+        let scaled;
+        let input: &GrayImage = if scale == 1 {
+            &gray
+        } else {
+            scaled = image::imageops::resize(
+                &gray,
+                gray.width() * scale,
+                gray.height() * scale,
+                image::imageops::FilterType::Triangle,
+            );
+            &scaled
+        };
+        let lines = engine.read(input, psm, dir.path(), deadline, limits.memory_kib)?;
+        if i == 1 {
+            let mut heights: Vec<u32> = lines.iter().flatten().map(|w| w.h).collect();
+            heights.sort_unstable();
+            let median = heights.get(heights.len() / 2).copied().unwrap_or(0);
+            passes.push((if median >= TALL_ENOUGH { 1 } else { 2 }, PSM_BLOCK));
+        }
+        for line in &lines {
+            let (found, lost, n) = read_line(line, scale, legacy);
+            tests += n;
+            unrecovered.extend(lost);
+            for s in found {
+                merge(&mut keys, &mut conflicts, s);
+            }
+        }
+    }
+    // Two different keys read at the same place: neither is trusted.
+    keys.retain(|k| !conflicts.iter().any(|c: &PixelBox| c.overlaps(&k.bbox)));
+    unrecovered.retain(|u| !keys.iter().any(|k| k.bbox.overlaps(u)));
+    Ok(Reading {
+        keys,
+        unrecovered,
+        tests,
+    })
+}
+
+/// Add `s` to what earlier lines or passes found: the same key at the same place once (with
+/// the fewest corrections), a different key at the same place a conflict.
+fn merge(keys: &mut Vec<Seen>, conflicts: &mut Vec<PixelBox>, s: Seen) {
+    for k in keys.iter_mut() {
+        if k.bbox.overlaps(&s.bbox) {
+            if k.secret == s.secret {
+                if s.corrections < k.corrections {
+                    *k = s;
+                }
+            } else {
+                conflicts.push(s.bbox);
+            }
+            return;
+        }
+    }
+    keys.push(s);
+}
+
+/// One line of one pass: keys recovered, boxes of key-like starts not recovered, tests spent.
+fn read_line(line: &Line, scale: u32, legacy: bool) -> (Vec<Seen>, Vec<PixelBox>, u64) {
+    // The line's text, words joined by one space, and where each word's characters start.
+    let mut text = String::new();
+    let mut starts = Vec::with_capacity(line.len());
+    let mut n = 0;
+    for (i, w) in line.iter().enumerate() {
+        if i > 0 {
+            text.push(' ');
+            n += 1;
+        }
+        starts.push(n);
+        text.push_str(&w.text);
+        n += w.text.chars().count();
+    }
+    let bbox = |a: usize, b: usize| span_box(line, &starts, a, b, scale);
+    let (mut found, mut lost, mut tests) = (Vec::new(), Vec::new(), 0);
+    for c in recover(&text) {
+        tests += c.tests;
+        match c.outcome {
+            Outcome::Key {
+                secret,
+                corrections,
+            } => found.push(Seen {
+                secret,
+                bbox: bbox(c.span.start, c.span.end),
+                corrections,
+            }),
+            Outcome::Ambiguous | Outcome::Unrecovered => lost.push(bbox(c.span.start, c.span.end)),
+        }
+    }
+    if legacy {
+        for (a, b, secret) in legacy_candidates(&text) {
+            found.push(Seen {
+                secret,
+                bbox: bbox(a, b),
+                corrections: 0,
+            });
+        }
+    }
+    (found, lost, tests)
+}
+
+/// Legacy key shapes as OCR reads them: 32 characters of hex (with `o`/`O` for 0 and `l`/`I` for
+/// 1) after a context word on the same line. Char spans and the key.
+fn legacy_candidates(text: &str) -> Vec<(usize, usize, Secret)> {
+    const WORDS: [&str; 6] = [
+        "offset",
+        "oc_key",
+        "oc-key",
+        "oc_api",
+        "oc-api",
+        "x-offset-key",
+    ];
+    let lower = text.to_ascii_lowercase();
+    let chars: Vec<char> = lower.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_alphanumeric() {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        while i < chars.len() && chars[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        if i - s != crate::key::LEGACY_LEN {
+            continue;
+        }
+        let hex: String = chars[s..i]
+            .iter()
+            .map(|&c| match c {
+                'o' => '0',
+                'l' | 'i' => '1',
+                c => c,
+            })
+            .collect();
+        let before: String = chars[s.saturating_sub(80)..s].iter().collect();
+        if WORDS.iter().any(|w| before.contains(w)) {
+            if let Ok(secret) = Secret::parse(&hex) {
+                if secret.kind() == KeyKind::Legacy {
+                    out.push((s, i, secret));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The box of chars `a..b` of a line, in the original image's pixels: whole words between,
+/// and the part of the first and last word the span covers, by the share of their characters.
+fn span_box(line: &Line, starts: &[usize], a: usize, b: usize, scale: u32) -> PixelBox {
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0u32, 0u32);
+    for (w, &s) in line.iter().zip(starts) {
+        let len = w.text.chars().count().max(1);
+        let e = s + len;
+        if e <= a || s >= b {
+            continue;
+        }
+        let from = a.saturating_sub(s).min(len) as u64;
+        let to = (b.min(e) - s) as u64;
+        let left = w.x + (u64::from(w.w) * from / len as u64) as u32;
+        let right = w.x + (u64::from(w.w) * to).div_ceil(len as u64) as u32;
+        x0 = x0.min(left);
+        x1 = x1.max(right);
+        y0 = y0.min(w.y);
+        y1 = y1.max(w.y + w.h);
+    }
+    if x0 > x1 {
+        return PixelBox {
+            x: 0,
+            y: 0,
+            width: 0,
+            height: 0,
+        };
+    }
+    PixelBox {
+        x: x0 / scale,
+        y: y0 / scale,
+        width: (x1 - x0).div_ceil(scale),
+        height: (y1 - y0).div_ceil(scale),
+    }
+}
+
+/// Findings for what an image showed: `encoding: "ocr"`, `confidence: "medium"` (legacy:
+/// low), the corrections made and the box; the allowlists and baseline of `policy` applied.
+pub fn findings(reading: &Reading, origin: &Origin, policy: &Policy) -> Vec<Finding> {
+    reading
+        .keys
+        .iter()
+        .filter(|s| policy.keeps(&origin.path, &s.secret.sha256()))
+        .map(|s| {
+            let kind = s.secret.kind();
+            Finding {
+                rule: match kind {
+                    KeyKind::Current => "offset-api-key",
+                    KeyKind::Legacy => "offset-legacy-key",
+                }
+                .into(),
+                kind,
+                confidence: match kind {
+                    KeyKind::Current => Confidence::Medium,
+                    KeyKind::Legacy => Confidence::Low,
+                },
+                secret: s.secret.clone(),
+                location: Location::image(origin, s.bbox),
+                encoding: Encoding::Ocr,
+                verification: None,
+                rotated_to: None,
+                span: 0,
+                corrections: Some(s.corrections),
+            }
+        })
+        .collect()
+}
+
+/// `origin` of an image file: its source becomes `image`, unless it came from git history.
+pub fn image_origin(origin: &Origin) -> Origin {
+    Origin {
+        source: Some(match origin.source {
+            Some(SourceKind::Git) => SourceKind::Git,
+            _ => SourceKind::Image,
+        }),
+        ..origin.clone()
+    }
+}
+
+/// A margin around each box, so antialiased edges of the glyphs are covered too.
+const PAD: u32 = 3;
+
+/// Cover each box of `boxes` with a solid black rectangle and encode the image as `format`,
+/// the format it came in (GIF: its first frame only).
+pub fn redact(
+    img: &DynamicImage,
+    boxes: &[PixelBox],
+    format: ImageFormat,
+) -> Result<Vec<u8>, OcrError> {
+    let mut img = img.clone();
+    let (w, h) = (img.width(), img.height());
+    {
+        let mut paint = |x: u32, y: u32| match &mut img {
+            DynamicImage::ImageRgba8(i) => i.put_pixel(x, y, image::Rgba([0, 0, 0, 255])),
+            other => {
+                let mut px = image::GenericImageView::get_pixel(other, x, y);
+                px.0 = [0, 0, 0, 255];
+                image::GenericImage::put_pixel(other, x, y, px);
+            }
+        };
+        for b in boxes {
+            let (x0, y0) = (b.x.saturating_sub(PAD), b.y.saturating_sub(PAD));
+            let x1 = (b.x + b.width + PAD).min(w);
+            let y1 = (b.y + b.height + PAD).min(h);
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    paint(x, y);
+                }
+            }
+        }
+    }
+    // JPEG has no alpha channel; the others keep what the image had.
+    let img = if format == ImageFormat::Jpeg && img.color().has_alpha() {
+        DynamicImage::ImageRgb8(img.to_rgb8())
+    } else {
+        img
+    };
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format)
+        .map_err(|e| OcrError::Encode(e.to_string()))?;
+    Ok(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn word(text: &str, x: u32, w: u32) -> Word {
+        Word {
+            text: text.into(),
+            x,
+            y: 10,
+            w,
+            h: 20,
+        }
+    }
+
+    #[test]
+    fn a_key_inside_a_word_gets_the_box_of_its_characters() {
+        // "KEY=" + key: 4 + 46 characters over 500 pixels, read at 2x.
+        let k = "oc_live_0123456789ABCDEFGHIJKLMNOPQRSTUV1ggZdL";
+        let line = vec![word(&format!("KEY={k}"), 100, 500), word("#", 620, 10)];
+        let (found, lost, _) = read_line(&line, 2, false);
+        assert!(lost.is_empty());
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].bbox,
+            PixelBox {
+                x: 70,
+                y: 5,
+                width: 230,
+                height: 10
+            }
+        );
+    }
+
+    #[test]
+    fn legacy_shapes_need_a_context_word() {
+        let hex = "0123456789abcdef0123456789abcdef";
+        assert_eq!(legacy_candidates(&format!("X-Offset-Key: {hex}")).len(), 1);
+        assert!(legacy_candidates(&format!("md5: {hex}")).is_empty());
+        let misread = "0l23456789abcdef0123456789abcdeO";
+        assert_eq!(legacy_candidates(&format!("offset {misread}")).len(), 1);
+    }
+
+    #[test]
+    fn redaction_keeps_format_and_size() {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+            40,
+            30,
+            image::Rgb([255, 255, 255]),
+        ));
+        let b = PixelBox {
+            x: 10,
+            y: 10,
+            width: 5,
+            height: 5,
+        };
+        for f in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Bmp] {
+            let bytes = redact(&img, &[b], f).expect("encode");
+            assert_eq!(sniff(&bytes), Some(f));
+            let back = decode(&bytes, &Limits::default())
+                .expect("decode")
+                .to_rgb8();
+            assert_eq!(back.dimensions(), (40, 30));
+            assert!(back.get_pixel(12, 12).0.iter().all(|&c| c < 40));
+            assert!(back.get_pixel(30, 25).0.iter().all(|&c| c > 200));
+        }
+    }
+}
