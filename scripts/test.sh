@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: installs what the tests need when it is missing (PostgreSQL, haproxy and openssl
 # for the key store on PostgreSQL, Chromium and ChromeDriver for the browser test, LibreOffice
-# for the document redaction test, Microsoft's SARIF Multitool, the pre-commit framework,
+# for the document redaction test, Tesseract and fonts for the screenshot tests, Microsoft's
+# SARIF Multitool, the pre-commit framework,
 # check-jsonschema, zizmor and act for the GitHub Action, nginx for the reverse-proxy test), then
 # runs cargo test.
 set -euo pipefail
@@ -15,6 +16,11 @@ command -v git >/dev/null 2>&1 || need_apt+=(git)
 # LibreOffice opens the documents `offkey redact --document` rewrote (headless, no GUI).
 command -v soffice >/dev/null 2>&1 || need_apt+=(libreoffice-writer-nogui libreoffice-calc-nogui)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# Tesseract reads the screenshots tests/it/images.rs renders, with DejaVu and Liberation fonts.
+command -v tesseract >/dev/null 2>&1 || need_apt+=(tesseract-ocr)
+[ -f /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ] || need_apt+=(tesseract-ocr-eng)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need_apt+=(fonts-dejavu-core)
+[ -f /usr/share/fonts/truetype/liberation/LiberationMono-Regular.ttf ] || need_apt+=(fonts-liberation)
 # haproxy: the load balancer in front of three `offkey serve` replicas in tests/it/postgres.rs.
 [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
