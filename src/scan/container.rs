@@ -87,57 +87,58 @@ impl Scanner<'_> {
         nest: Nest<'_>,
     ) -> bool {
         let limits = Limits::default();
-        let items = match formats::mail_items(data, &limits) {
-            Ok(items) => items,
-            Err(e) => {
-                self.warn(format!(
-                    "{}: looks like email but {e}; scanned as plain text",
-                    origin.path
-                ));
-                return false;
-            }
-        };
         let mut view = Vec::new();
-        for item in items {
-            let o = Origin {
-                source: Some(SourceKind::Email),
-                part: Some(under(origin, &item.part)),
-                message_id: item.message_id.as_deref().map(crate::key::scrub),
-                subject: item.subject.as_deref().map(crate::key::scrub),
-                date: item.date.or_else(|| origin.date.clone()),
-                ..origin.clone()
-            };
-            match item.content {
-                MailText::Text {
-                    text,
-                    html,
-                    transfer,
-                } => {
-                    let from = view.len();
-                    self.scan_blob(text.as_bytes(), &o, &mut view);
-                    for f in &mut view[from..] {
-                        if f.encoding != Encoding::Plain {
-                            continue;
-                        }
-                        let key = f.secret.expose().as_bytes();
-                        let literal = |hay: &[u8]| memchr::memmem::find(hay, key).is_some();
-                        f.encoding = if html.as_deref().is_some_and(|h| !literal(h.as_bytes())) {
-                            Encoding::XmlEntity
-                        } else if literal(data) {
-                            Encoding::Plain
-                        } else {
-                            match transfer {
-                                Transfer::QuotedPrintable => Encoding::QuotedPrintable,
-                                Transfer::Base64 => Encoding::Base64,
-                                Transfer::Plain => Encoding::Plain,
+        // Message by message: a mailbox's parts are held one message at a time.
+        let read = formats::for_each_message(data, &limits, &mut |raw, items| {
+            for item in items {
+                let o = Origin {
+                    source: Some(SourceKind::Email),
+                    part: Some(under(origin, &item.part)),
+                    message_id: item.message_id.as_deref().map(crate::key::scrub),
+                    subject: item.subject.as_deref().map(crate::key::scrub),
+                    date: item.date.or_else(|| origin.date.clone()),
+                    ..origin.clone()
+                };
+                match item.content {
+                    MailText::Text {
+                        text,
+                        html,
+                        transfer,
+                    } => {
+                        let from = view.len();
+                        self.scan_blob(text.as_bytes(), &o, &mut view);
+                        for f in &mut view[from..] {
+                            if f.encoding != Encoding::Plain {
+                                continue;
                             }
-                        };
+                            let key = f.secret.expose().as_bytes();
+                            let literal = |hay: &[u8]| memchr::memmem::find(hay, key).is_some();
+                            f.encoding = if html.as_deref().is_some_and(|h| !literal(h.as_bytes()))
+                            {
+                                Encoding::XmlEntity
+                            } else if literal(raw) {
+                                Encoding::Plain
+                            } else {
+                                match transfer {
+                                    Transfer::QuotedPrintable => Encoding::QuotedPrintable,
+                                    Transfer::Base64 => Encoding::Base64,
+                                    Transfer::Plain => Encoding::Plain,
+                                }
+                            };
+                        }
+                    }
+                    MailText::Attachment(bytes) => {
+                        self.scan_nested(&bytes, &o, &mut view, nest.deeper());
                     }
                 }
-                MailText::Attachment(bytes) => {
-                    self.scan_nested(&bytes, &o, &mut view, nest.deeper());
-                }
             }
+        });
+        if let Err(e) = read {
+            self.warn(format!(
+                "{}: looks like email but {e}; scanned as plain text",
+                origin.path
+            ));
+            return false;
         }
         prefer_view(out, start, view, None, &|_| false);
         true

@@ -563,6 +563,62 @@ fn email_parts_attachments_and_forwarded_messages() {
 }
 
 #[test]
+fn a_large_mbox_is_read_message_by_message() {
+    // 20 000 messages (about 30 MB): keys in message 7 000 (a text body) and in the last one
+    // (a base64 attachment), each named by its own Message-ID, subject and date.
+    let dir = tempfile::tempdir().expect("tmp");
+    let (a, b) = (current_key(), current_key());
+    let filler = "lorem ipsum dolor sit amet, consectetur adipiscing elit\n".repeat(20);
+    let mut mbox = String::with_capacity(32 << 20);
+    let n = 20_000;
+    for i in 0..n {
+        let (day, hour, min) = (1 + i / 1440 % 28, i / 60 % 24, i % 60);
+        mbox.push_str(&format!(
+            "From ops@example.com Mon Nov 30 08:00:00 2026\nFrom: ops@example.com\n\
+             Subject: note {i}\nDate: Mon, {day:02} Nov 2026 {hour:02}:{min:02}:00 +0000\n\
+             Message-ID: <n{i}@example.com>\n"
+        ));
+        if i == n - 1 {
+            let attached = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("OFFSET_API_KEY={b}\n"),
+            );
+            mbox.push_str(&format!(
+                "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"B\"\n\n\
+                 --B\nContent-Type: text/plain\n\n{filler}\n\
+                 --B\nContent-Type: text/plain; name=\"prod.env\"\n\
+                 Content-Disposition: attachment; filename=\"prod.env\"\n\
+                 Content-Transfer-Encoding: base64\n\n{attached}\n--B--\n\n"
+            ));
+        } else if i == 7_000 {
+            mbox.push_str(&format!("\n{filler}the key: {a}\n\n"));
+        } else {
+            mbox.push_str(&format!("\n{filler}\n"));
+        }
+    }
+    std::fs::write(dir.path().join("Archive.mbox"), &mbox).expect("write");
+    drop(mbox);
+    let r = scan(dir.path());
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert_no_key_leak(&[&r.stdout, &r.stderr], &[a.clone(), b.clone()]);
+    let f = r.findings();
+    assert_eq!(f.len(), 2, "{f:#?}");
+    let l = &by_key(&f, &a)[0]["location"];
+    assert_eq!(l["source"], "email");
+    assert_eq!(l["message_id"], "n7000@example.com");
+    assert_eq!(l["subject"], "note 7000");
+    assert!(
+        l["date"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("2026-11-05T20:40:00")),
+        "{l}"
+    );
+    let l = &by_key(&f, &b)[0]["location"];
+    assert_eq!(l["message_id"], format!("n{}@example.com", n - 1));
+    assert_eq!(l["part"], "prod.env");
+}
+
+#[test]
 fn rtf_keys_wrapped_in_the_source_or_written_with_hex_escapes() {
     let dir = tempfile::tempdir().expect("tmp");
     let (a, b) = (current_key(), current_key());

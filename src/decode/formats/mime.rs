@@ -108,17 +108,39 @@ fn header_lines(head: &[u8]) -> usize {
     n
 }
 
-/// The parts of the message or mailbox `data`.
+/// The parts of the message or mailbox `data`, all at once (see [`for_each_message`]).
 pub fn mail_items(data: &[u8], limits: &Limits) -> Result<Vec<MailItem>, DecodeError> {
     let mut out = Vec::new();
+    for_each_message(data, limits, &mut |_, items| out.extend(items))?;
+    Ok(out)
+}
+
+/// Each message of the mailbox (or the one message) `data` in turn: `each` gets the message's
+/// bytes and its parts, which are dropped before the next message is parsed, so a large mbox
+/// costs one message at a time. Returns how many messages were read; a mailbox message that
+/// does not parse is passed over.
+pub fn for_each_message(
+    data: &[u8],
+    limits: &Limits,
+    each: &mut dyn FnMut(&[u8], Vec<MailItem>),
+) -> Result<usize, DecodeError> {
     if data.starts_with(b"From ") {
+        let mut n = 0;
         for m in mail_parser::mailbox::mbox::MessageIterator::new(data).flatten() {
-            message(m.contents(), "", 0, limits, &mut out);
+            let mut items = Vec::new();
+            if message(m.contents(), "", 0, limits, &mut items) {
+                each(m.contents(), items);
+                n += 1;
+            }
         }
-    } else if !message(data, "", 0, limits, &mut out) {
+        return Ok(n);
+    }
+    let mut items = Vec::new();
+    if !message(data, "", 0, limits, &mut items) {
         return Err(DecodeError::NotMail);
     }
-    Ok(out)
+    each(data, items);
+    Ok(1)
 }
 
 /// The parts of one message, names prefixed by `prefix`; false when it does not parse.

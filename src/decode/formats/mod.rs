@@ -27,7 +27,7 @@ pub use crate::decode::{DecodeError, Limits};
 pub use json_export::Structured;
 
 pub use ai::{AiMessage, AiTool, ai_messages, strings_of, text_field};
-pub use mime::{MailItem, MailText, Transfer, looks_like_email, mail_items};
+pub use mime::{MailItem, MailText, Transfer, for_each_message, looks_like_email, mail_items};
 pub use pdf::{looks_like_pdf, pdf_document, pdf_pages};
 pub use rtf::{looks_like_rtf, rtf_text};
 pub use sqlite::{SQLITE_MAGIC, SqlCell, SqlCells, looks_like_sqlite, sqlite_cells};
