@@ -14,6 +14,7 @@ mod integrations;
 mod leaks;
 mod network;
 mod postgres;
+mod properties;
 mod scan;
 mod service;
 mod sources;
