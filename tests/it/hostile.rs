@@ -38,7 +38,10 @@ fn found(run: &Run) -> BTreeSet<(String, String)> {
         .iter()
         .map(|f| {
             (
-                f["location"]["path"].as_str().unwrap_or_default().to_owned(),
+                f["location"]["path"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 f["sha256"].as_str().unwrap_or_default().to_owned(),
             )
         })
