@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::decode::{self, Form};
 use crate::rules::RuleSet;
-use crate::scan::{Finding, Match, Matcher, Origin, Policy, scan_ai_file, scan_any};
+use crate::scan::{Finding, Match, Matcher, Origin, Policy, Scanner};
 
 /// A fuzz target: any bytes in, no panic out.
 pub type Target = fn(&[u8]);
@@ -105,26 +105,16 @@ pub fn base64_token(data: &[u8]) {
     }
 }
 
-/// Scan `data` as a file named `name`: the dispatch (archives, exports, documents, email) and
-/// every reader it picks.
+/// Scan `data` as a file named `name` with the one scan pipeline (`scan::Scanner`): the
+/// dispatch (archives, exports, documents, email) and every reader it picks.
 fn scan_named(name: &str, data: &[u8]) {
     let origin = Origin {
         path: name.to_owned(),
         ..Origin::default()
     };
-    let mut scratch = Vec::new();
+    let policy = Policy::default();
     let mut out: Vec<Finding> = Vec::new();
-    let mut warnings = 0usize;
-    scan_any(
-        shared_matcher(),
-        &Policy::default(),
-        data,
-        &origin,
-        &mut scratch,
-        &mut out,
-        &mut |_| warnings += 1,
-        0,
-    );
+    Scanner::new(shared_matcher(), &policy, Box::new(|_| {})).scan_any(data, &origin, &mut out);
 }
 
 /// A ChatGPT export (`conversations.json`).
@@ -203,18 +193,14 @@ pub fn ai_tools(data: &[u8]) {
         path: file.to_owned(),
         ..Origin::default()
     };
-    let mut scratch = Vec::new();
-    let mut out = Vec::new();
-    scan_ai_file(
-        shared_matcher(),
-        &Policy::default(),
+    let policy = Policy::default();
+    let mut out: Vec<Finding> = Vec::new();
+    Scanner::new(shared_matcher(), &policy, Box::new(|_| {})).scan_ai_file(
         tool,
         rest,
         std::path::Path::new(file),
         &origin,
-        &mut scratch,
         &mut out,
-        &mut |_| {},
     );
 }
 

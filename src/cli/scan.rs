@@ -13,9 +13,7 @@ use super::Outcome;
 use crate::key::scrub_name;
 use crate::report::{self, Format, Summary, TextStyle};
 use crate::rules::RuleSet;
-use crate::scan::{
-    Baseline, Config, Finding, Matcher, Origin, Policy, SourceKind, scan_any, scan_file,
-};
+use crate::scan::{Baseline, Config, Finding, Matcher, Origin, Policy, Scanner, SourceKind};
 use crate::source::{self, Event, WalkOptions};
 
 /// Arguments of `offkey scan`.
@@ -105,6 +103,28 @@ pub struct ScanArgs {
     pub ai_history: bool,
 }
 
+impl ScanArgs {
+    /// What `--verify` and its companion flags ask of the key service.
+    pub fn verify_options(&self) -> super::verify::VerifyOptions {
+        super::verify::VerifyOptions {
+            verify: self.verify,
+            server: self.server.clone(),
+            keep_unverified: self.keep_unverified,
+            report_exposures: self.report_exposures,
+            rotate: self.rotate,
+            deliver: self.deliver.clone(),
+            old_key: self.old_key.clone(),
+            revoke_exposed: self.revoke_exposed,
+            force: self.force,
+        }
+    }
+}
+
+/// Where a scan's warnings go: standard error, scrubbed of anything shaped like a key.
+fn warn_stderr(m: String) {
+    eprintln!("offkey: warning: {}", scrub_name(&m));
+}
+
 /// Everything a scan needs, built once.
 pub struct Setup {
     /// The matcher over the rule set.
@@ -169,11 +189,14 @@ pub fn run(args: ScanArgs) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let first = args.paths.first().cloned();
     let setup = setup(&args, first.as_deref().filter(|p| p.as_os_str() != "-"))?;
-    let rotate_plan = super::verify::plan(&args)?;
+    let verify = args.verify_options();
+    let rotate_plan = super::verify::plan(&verify)?;
     let mut out = open_output(&args)?;
     let mut collected = collect(&args, &setup, &mut out)?;
     if args.verify {
-        super::verify::run(&args, rotate_plan.as_ref(), &mut collected);
+        collected.errors |=
+            super::verify::run(&verify, rotate_plan.as_ref(), &mut collected.findings);
+        collected.summary.findings = collected.findings.len() as u64;
     }
     collected.summary.elapsed_ms = started.elapsed().as_millis() as u64;
     finish(&args, &setup, &collected, &mut out)?;
@@ -240,19 +263,16 @@ pub fn collect(
                 .cloned()
                 .unwrap_or_else(|| PathBuf::from(".")),
         };
-        let batch = if args.staged {
-            let (batch, n_files, n_bytes) = scan_staged(setup, &repo)?;
-            files.fetch_add(n_files, Ordering::Relaxed);
-            bytes.fetch_add(n_bytes, Ordering::Relaxed);
-            batch
+        let scan = if args.staged {
+            let mut scanner = Scanner::new(&setup.matcher, &setup.policy, Box::new(warn_stderr));
+            crate::scan::scan_staged(&mut scanner, &repo)?
         } else {
-            let (batch, n_blobs, n_bytes, errs) = scan_history(args, setup, &repo)?;
-            files.fetch_add(n_blobs, Ordering::Relaxed);
-            bytes.fetch_add(n_bytes, Ordering::Relaxed);
-            errors.fetch_add(errs, Ordering::Relaxed);
-            batch
+            scan_history(args, setup, &repo)?
         };
-        emit(batch);
+        files.fetch_add(scan.blobs, Ordering::Relaxed);
+        bytes.fetch_add(scan.bytes, Ordering::Relaxed);
+        errors.fetch_add(scan.errors, Ordering::Relaxed);
+        emit(scan.findings);
     }
     if args.ai_history {
         let (batch, n_files, n_bytes, errs) = scan_ai_history(args, setup)?;
@@ -321,10 +341,8 @@ pub fn collect(
         let policy = &setup.policy;
         let matcher = &setup.matcher;
         source::walk(&opts, || {
-            let mut scratch = Vec::new();
+            let mut scanner = Scanner::new(matcher, policy, Box::new(warn_stderr));
             let mut local = Vec::new();
-            let mut chunk = Vec::new();
-            let mut warn = |m: String| eprintln!("offkey: warning: {}", scrub_name(&m));
             let (errors, emit) = (&errors, &emit);
             move |ev: Event<'_>| match ev {
                 Event::Blob(data, origin) => {
@@ -333,16 +351,7 @@ pub fn collect(
                     if policy.path_allowed(&origin.path) {
                         return;
                     }
-                    scan_any(
-                        matcher,
-                        policy,
-                        data,
-                        origin,
-                        &mut scratch,
-                        &mut local,
-                        &mut warn,
-                        0,
-                    );
+                    scanner.scan_any(data, origin, &mut local);
                     if !local.is_empty() {
                         emit(std::mem::take(&mut local));
                     }
@@ -353,17 +362,7 @@ pub fn collect(
                     if policy.path_allowed(&origin.path) {
                         return;
                     }
-                    let read = scan_file(
-                        matcher,
-                        policy,
-                        file,
-                        len,
-                        origin,
-                        &mut chunk,
-                        &mut scratch,
-                        &mut local,
-                        &mut warn,
-                    );
+                    let read = scanner.scan_file(file, len, origin, &mut local);
                     if let Err(e) = read {
                         errors.fetch_add(1, Ordering::Relaxed);
                         eprintln!(
@@ -449,130 +448,37 @@ pub fn finish(
     Ok(())
 }
 
-/// `--git`: scan each distinct blob of the history once; one finding per (key, path), with the
-/// oldest commit that introduced it there. Returns findings, blobs, bytes and errors.
+/// `--git`: scan each distinct blob of the history once (see [`crate::scan::scan_history`]),
+/// after a note when the clone is shallow.
 fn scan_history(
     args: &ScanArgs,
     setup: &Setup,
     repo: &Path,
-) -> anyhow::Result<(Vec<Finding>, u64, u64, u64)> {
+) -> anyhow::Result<crate::scan::GitScan> {
     let since = match &args.since {
         Some(s) => Some(parse_since(s)?),
         None => None,
     };
-    let hist = source::history(&source::HistoryOptions {
+    let opts = source::HistoryOptions {
         repo: repo.to_path_buf(),
         range: args.range.clone(),
         since,
-    })?;
-    if hist.shallow {
+    };
+    let scan = crate::scan::scan_history(
+        &setup.matcher,
+        &setup.policy,
+        &opts,
+        args.max_file_size as usize,
+        &warn_stderr,
+    )?;
+    if scan.shallow {
         eprintln!(
             "offkey: note: {} is a shallow clone: history is incomplete, scanned as far as it goes \
              (fetch with --unshallow or fetch-depth: 0 to scan all of it)",
             scrub_name(&repo.display().to_string())
         );
     }
-    for w in &hist.warnings {
-        eprintln!("offkey: warning: {}", scrub_name(w));
-    }
-    let bytes = AtomicU64::new(0);
-    let errors = AtomicU64::new(0);
-    let found: Mutex<Vec<(usize, Finding)>> = Mutex::new(Vec::new());
-    source::read_blobs(
-        repo,
-        &hist.blobs,
-        args.max_file_size as usize,
-        |blob, res| {
-            let data = match res {
-                Ok(d) => d,
-                Err(problem) => {
-                    if matches!(problem, source::BlobProblem::Unreadable(_)) {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let (path, _) = &blob.paths[0];
-                    eprintln!(
-                        "offkey: warning: {}",
-                        scrub_name(&format!("{path} ({}): {problem}", blob.id))
-                    );
-                    return;
-                }
-            };
-            bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-            let mut scratch = Vec::new();
-            let mut local = Vec::new();
-            let mut warn = |m: String| eprintln!("offkey: warning: {}", scrub_name(&m));
-            let (first_path, first_commit) = &blob.paths[0];
-            let origin = git_origin(&hist, first_path, *first_commit);
-            // The blob is scanned once, keeping every finding; each of its paths then gets its
-            // own allowlist and baseline, so an allowlisted first path (fixtures/) does not
-            // hide a copy of the blob elsewhere.
-            scan_any(
-                &setup.matcher,
-                &Policy::default(),
-                data,
-                &origin,
-                &mut scratch,
-                &mut local,
-                &mut warn,
-                0,
-            );
-            if local.is_empty() {
-                return;
-            }
-            let mut mine = Vec::new();
-            for (path, ci) in &blob.paths {
-                let o = git_origin(&hist, path, *ci);
-                for f in &local {
-                    // Paths in findings are scrubbed (a file named after a key): so is the
-                    // part replaced, and what replaces it.
-                    let shown =
-                        f.location
-                            .path
-                            .replacen(&*scrub_name(first_path), &scrub_name(path), 1);
-                    let rule_allows = setup
-                        .matcher
-                        .rules()
-                        .get(&f.rule)
-                        .is_some_and(|r| r.allow_paths.is_match(&shown));
-                    if rule_allows || !setup.policy.keeps(&shown, &f.secret.sha256()) {
-                        continue;
-                    }
-                    let mut g = f.clone();
-                    g.location.path = shown;
-                    g.location.commit = o.commit.clone();
-                    g.location.author = o.author.clone();
-                    if g.location.source == SourceKind::Git {
-                        g.location.date = o.date.clone();
-                    }
-                    mine.push((*ci, g));
-                }
-            }
-            found.lock().expect("findings lock").extend(mine);
-        },
-    );
-    // One finding per (key, path, line): the oldest commit wins.
-    let mut all = found.into_inner().expect("findings lock");
-    all.sort_by_key(|a| a.0);
-    let mut seen = std::collections::HashSet::new();
-    let findings: Vec<Finding> = all
-        .into_iter()
-        .filter(|(_, f)| {
-            seen.insert((
-                f.secret.sha256(),
-                f.location.path.clone(),
-                f.location.conversation.clone(),
-                f.location.message,
-                f.location.entry,
-            ))
-        })
-        .map(|(_, f)| f)
-        .collect();
-    Ok((
-        findings,
-        hist.blobs.len() as u64,
-        bytes.into_inner(),
-        errors.into_inner(),
-    ))
+    Ok(scan)
 }
 
 /// `--ai-history`: every history file of every known AI tool under `$HOME`, after saying on
@@ -598,14 +504,14 @@ fn scan_ai_history(
         Ok(rel) => format!("~/{}", rel.display()),
         Err(_) => p.display().to_string(),
     };
-    let (mut out, mut scratch) = (Vec::new(), Vec::new());
+    let mut out = Vec::new();
     let (mut n_files, mut n_bytes, mut errs) = (0, 0, 0);
-    let mut warn = |m: String| eprintln!("offkey: warning: {}", scrub_name(&m));
+    let mut scanner = Scanner::new(&setup.matcher, &setup.policy, Box::new(warn_stderr));
     for f in &found {
         let path = shown(&f.path);
         let len = std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
         if len > args.max_file_size {
-            warn(format!(
+            warn_stderr(format!(
                 "{path}: {len} bytes, over --max-file-size {}; skipped",
                 args.max_file_size
             ));
@@ -629,17 +535,7 @@ fn scan_ai_history(
             path,
             ..Origin::default()
         };
-        crate::scan::scan_ai_file(
-            &setup.matcher,
-            &setup.policy,
-            f.tool,
-            &data,
-            &f.path,
-            &origin,
-            &mut scratch,
-            &mut out,
-            &mut warn,
-        );
+        scanner.scan_ai_file(f.tool, &data, &f.path, &origin, &mut out);
     }
     let total: usize = looked.iter().map(|l| l.found).sum();
     eprintln!(
@@ -647,18 +543,6 @@ fn scan_ai_history(
         out.len()
     );
     Ok((out, n_files, n_bytes, errs))
-}
-
-fn git_origin(hist: &source::History, path: &str, commit: usize) -> Origin {
-    let c = &hist.commits[commit];
-    Origin {
-        source: Some(SourceKind::Git),
-        path: path.to_owned(),
-        commit: Some(c.id.clone()),
-        author: Some(c.author.clone()),
-        date: Some(c.date.clone()),
-        ..Origin::default()
-    }
 }
 
 /// `--since`: a date (midnight UTC) or an RFC 3339 time → Unix seconds.
@@ -673,37 +557,4 @@ fn parse_since(s: &str) -> anyhow::Result<i64> {
         .expect("midnight exists")
         .and_utc()
         .timestamp())
-}
-
-/// `--staged`: findings on the added or changed lines of staged files, with staged line numbers.
-fn scan_staged(setup: &Setup, repo: &Path) -> anyhow::Result<(Vec<Finding>, u64, u64)> {
-    let files = source::staged(repo)?;
-    let n_files = files.len() as u64;
-    let n_bytes = files.iter().map(|f| f.bytes.len() as u64).sum();
-    let mut out = Vec::new();
-    let mut scratch = Vec::new();
-    let mut warn = |m: String| eprintln!("offkey: warning: {}", scrub_name(&m));
-    for f in files {
-        let origin = Origin {
-            source: Some(SourceKind::Staged),
-            path: f.path.clone(),
-            ..Origin::default()
-        };
-        let mut local = Vec::new();
-        scan_any(
-            &setup.matcher,
-            &setup.policy,
-            &f.bytes,
-            &origin,
-            &mut scratch,
-            &mut local,
-            &mut warn,
-            0,
-        );
-        out.extend(local.into_iter().filter(|x| {
-            x.location.source != SourceKind::Staged
-                || f.added.binary_search(&(x.location.line as u32)).is_ok()
-        }));
-    }
-    Ok((out, n_files, n_bytes))
 }

@@ -7,12 +7,35 @@ use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 
 use super::login::ServerArgs;
-use super::scan::{Collected, ScanArgs};
 use crate::client::{ClientError, ExposureReport, LookupResult, LookupStatus};
 use crate::key::KeyKind;
 use crate::rotate::{OldKeyPolicy, Sink};
 use crate::rules::Confidence;
 use crate::scan::{Finding, Verification, VerifyStatus};
+
+/// What to ask the key service and what to do with the answers (`scan --verify` and the flags
+/// that go with it).
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Verify at all.
+    pub verify: bool,
+    /// Key service address (else `$OFFKEY_SERVER`, else the saved one).
+    pub server: Option<String>,
+    /// Keep legacy candidates the service does not know.
+    pub keep_unverified: bool,
+    /// Tell the service where each active key was seen.
+    pub report_exposures: bool,
+    /// Rotate every active key found.
+    pub rotate: bool,
+    /// Where a rotation delivers the new key.
+    pub deliver: Option<String>,
+    /// What a rotation does with the old key.
+    pub old_key: String,
+    /// Delete every active key found, with no replacement.
+    pub revoke_exposed: bool,
+    /// Replace an existing file sink.
+    pub force: bool,
+}
 
 /// What `--rotate` will do, checked before the scan starts.
 pub struct RotatePlan {
@@ -23,7 +46,7 @@ pub struct RotatePlan {
 }
 
 /// Check `--rotate` and friends before scanning, so a bad flag costs nothing.
-pub fn plan(args: &ScanArgs) -> Result<Option<RotatePlan>> {
+pub fn plan(args: &VerifyOptions) -> Result<Option<RotatePlan>> {
     if !args.rotate && !args.revoke_exposed {
         return Ok(None);
     }
@@ -123,10 +146,23 @@ fn exposure_where(f: &Finding) -> String {
     w
 }
 
-/// Verify, record exposures and rotate, as the flags ask. Problems with the service are
-/// reported once and make the run fail (exit 2 unless findings make it 1).
-pub fn run(args: &ScanArgs, plan: Option<&RotatePlan>, c: &mut Collected) {
-    if c.findings.is_empty() {
+/// Verify `findings`, record exposures and rotate, as `args` asks: each finding gets its
+/// verification, legacy candidates the service does not know are dropped (unless kept), rotated
+/// keys name their successor. Problems with the service are reported once and make the answer
+/// true (the run fails: exit 2 unless findings make it 1).
+pub fn run(args: &VerifyOptions, plan: Option<&RotatePlan>, findings: &mut Vec<Finding>) -> bool {
+    let mut errors = false;
+    verify_all(args, plan, findings, &mut errors);
+    errors
+}
+
+fn verify_all(
+    args: &VerifyOptions,
+    plan: Option<&RotatePlan>,
+    findings: &mut Vec<Finding>,
+    errors: &mut bool,
+) {
+    if findings.is_empty() {
         return;
     }
     let server = ServerArgs {
@@ -137,12 +173,12 @@ pub fn run(args: &ScanArgs, plan: Option<&RotatePlan>, c: &mut Collected) {
         Err(e) => {
             let msg = format!("cannot verify: {e:#}");
             eprintln!("offkey: error: {msg}");
-            mark_error(&mut c.findings, &msg);
-            c.errors = true;
+            mark_error(findings, &msg);
+            *errors = true;
             return;
         }
     };
-    let mut hashes: Vec<String> = c.findings.iter().map(|f| f.secret.sha256()).collect();
+    let mut hashes: Vec<String> = findings.iter().map(|f| f.secret.sha256()).collect();
     hashes.sort();
     hashes.dedup();
     let results = match client.lookup(&hashes) {
@@ -150,15 +186,15 @@ pub fn run(args: &ScanArgs, plan: Option<&RotatePlan>, c: &mut Collected) {
         Err(e) => {
             let msg = format!("cannot verify: {}", why(&e));
             eprintln!("offkey: error: {msg}");
-            mark_error(&mut c.findings, &msg);
-            c.errors = true;
+            mark_error(findings, &msg);
+            *errors = true;
             return;
         }
     };
     let by_hash: HashMap<&str, &LookupResult> =
         results.iter().map(|r| (r.sha256.as_str(), r)).collect();
-    let mut kept = Vec::with_capacity(c.findings.len());
-    for mut f in c.findings.drain(..) {
+    let mut kept = Vec::with_capacity(findings.len());
+    for mut f in findings.drain(..) {
         let sha = f.secret.sha256();
         let Some(r) = by_hash.get(sha.as_str()) else {
             kept.push(f);
@@ -176,13 +212,11 @@ pub fn run(args: &ScanArgs, plan: Option<&RotatePlan>, c: &mut Collected) {
         f.verification = Some(v);
         kept.push(f);
     }
-    c.findings = kept;
-    c.summary.findings = c.findings.len() as u64;
+    *findings = kept;
 
     if args.report_exposures {
         let now = Utc::now();
-        let reports: Vec<ExposureReport> = c
-            .findings
+        let reports: Vec<ExposureReport> = findings
             .iter()
             .filter(|f| {
                 f.verification
@@ -209,7 +243,7 @@ pub fn run(args: &ScanArgs, plan: Option<&RotatePlan>, c: &mut Collected) {
                 Ok(n) => eprintln!("offkey: recorded {n} new exposure(s) with the key service"),
                 Err(e) => {
                     eprintln!("offkey: error: recording exposures: {}", why(&e));
-                    c.errors = true;
+                    *errors = true;
                 }
             }
         }
@@ -218,7 +252,7 @@ pub fn run(args: &ScanArgs, plan: Option<&RotatePlan>, c: &mut Collected) {
     let Some(plan) = plan else { return };
     // Once per key, however many places it was found in.
     let mut active: BTreeMap<String, String> = BTreeMap::new();
-    for f in &c.findings {
+    for f in findings.iter() {
         if let Some(v) = &f.verification {
             if let (VerifyStatus::Active, Some(id)) = (v.status, &v.key_id) {
                 active.insert(f.secret.sha256(), id.clone());
@@ -232,7 +266,7 @@ pub fn run(args: &ScanArgs, plan: Option<&RotatePlan>, c: &mut Collected) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("offkey: error: cannot rotate: {}", why(&e));
-            c.errors = true;
+            *errors = true;
             return;
         }
     };
@@ -242,7 +276,7 @@ pub fn run(args: &ScanArgs, plan: Option<&RotatePlan>, c: &mut Collected) {
                 "offkey: error: {} active keys but one file sink: put {{id}} in the path (file:secrets/{{id}}.key); nothing rotated",
                 active.len()
             );
-            c.errors = true;
+            *errors = true;
             return;
         }
     }
@@ -260,7 +294,7 @@ pub fn run(args: &ScanArgs, plan: Option<&RotatePlan>, c: &mut Collected) {
                     }
                     Err(e) => {
                         eprintln!("offkey: error: rotating {} (…{}): {e:#}", old.id, old.last4);
-                        c.errors = true;
+                        *errors = true;
                     }
                 }
             }
@@ -274,12 +308,12 @@ pub fn run(args: &ScanArgs, plan: Option<&RotatePlan>, c: &mut Collected) {
                 }
                 Err(e) => {
                     eprintln!("offkey: error: revoking {}: {}", old.id, why(&e));
-                    c.errors = true;
+                    *errors = true;
                 }
             },
         }
     }
-    for f in &mut c.findings {
+    for f in findings.iter_mut() {
         if let Some(new_id) = done.get(&f.secret.sha256()) {
             if !new_id.is_empty() {
                 f.rotated_to = Some(new_id.clone());

@@ -5,17 +5,21 @@
 //! [`formats`], one file per format.
 
 mod around;
+mod error;
 pub mod formats;
+pub mod json_index;
+mod limits;
 mod runs;
-mod skeleton;
-mod structured;
 
 pub use around::escape_before;
-pub use runs::{Decoded, base64_token, decode_run, encoded_literals, reencode_base64};
-pub use skeleton::{Indexer, Skeleton};
-pub use structured::{
-    Fetch, PART_MAX, Parsed, Part, Structured, parts as structured_parts, parts_of, sniff,
+pub use error::DecodeError;
+pub use formats::json_export::{
+    Fetch, Parsed, Part, Structured, parts as structured_parts, parts_of, parts_of_within,
+    parts_within as structured_parts_within, sniff,
 };
+pub use json_index::{Indexer, Skeleton};
+pub use limits::{Limits, PART_MAX};
+pub use runs::{Decoded, base64_token, decode_run, encoded_literals, reencode_base64};
 
 use serde::{Deserialize, Serialize};
 
@@ -59,120 +63,40 @@ impl Encoding {
 }
 
 /// The text of a UTF-16 (LE or BE) file that starts with a byte-order mark; `None` otherwise.
-/// Unpaired surrogates become U+FFFD.
+/// Malformed sequences (unpaired surrogates, an odd last byte) become U+FFFD.
 pub fn utf16_with_bom(data: &[u8]) -> Option<String> {
-    let le = match data {
-        [0xff, 0xfe, ..] => true,
-        [0xfe, 0xff, ..] => false,
+    let enc = match data {
+        [0xff, 0xfe, ..] => encoding_rs::UTF_16LE,
+        [0xfe, 0xff, ..] => encoding_rs::UTF_16BE,
         _ => return None,
     };
-    let units = data[2..].chunks_exact(2).map(|c| {
-        if le {
-            u16::from_le_bytes([c[0], c[1]])
-        } else {
-            u16::from_be_bytes([c[0], c[1]])
-        }
-    });
-    Some(
-        char::decode_utf16(units)
-            .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
-            .collect(),
-    )
+    Some(enc.decode_without_bom_handling(&data[2..]).0.into_owned())
 }
 
-/// The text of a UTF-16 stream (its byte-order mark already read), as UTF-8, a read at a time:
-/// what [`utf16_with_bom`] gives for the whole, in constant memory. Unpaired surrogates become
-/// U+FFFD; an odd last byte is dropped.
-pub struct Utf16Reader<R> {
-    inner: R,
-    le: bool,
-    /// Raw bytes read and not decoded yet (an odd byte, or a high surrogate that may pair with
-    /// the next unit).
-    raw: Vec<u8>,
-    /// Decoded text not handed out yet, from `at`.
-    text: Vec<u8>,
-    at: usize,
-    done: bool,
-}
+/// The text of a UTF-16 stream (its byte-order mark already read), as UTF-8, a read at a time
+/// (`encoding_rs_io`, as ripgrep reads UTF-16): what [`utf16_with_bom`] gives for the whole, in
+/// constant memory.
+pub struct Utf16Reader<R: std::io::Read>(encoding_rs_io::DecodeReaderBytes<R, Vec<u8>>);
 
 impl<R: std::io::Read> Utf16Reader<R> {
     /// Read UTF-16 (little-endian when `le`) from `inner`.
     pub fn new(inner: R, le: bool) -> Self {
-        Utf16Reader {
-            inner,
-            le,
-            raw: Vec::new(),
-            text: Vec::new(),
-            at: 0,
-            done: false,
-        }
-    }
-
-    /// Decode the next read of raw bytes into `text`.
-    fn refill(&mut self) -> std::io::Result<()> {
-        const RAW: usize = 64 * 1024;
-        let kept = self.raw.len();
-        self.raw.resize(kept + RAW, 0);
-        let n = loop {
-            match self.inner.read(&mut self.raw[kept..]) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                r => break r,
-            }
-        };
-        let n = match n {
-            Ok(n) => n,
-            Err(e) => {
-                self.raw.truncate(kept);
-                return Err(e);
-            }
-        };
-        self.raw.truncate(kept + n);
-        self.done = n == 0;
-        let le = self.le;
-        let unit = |c: &[u8]| {
-            if le {
-                u16::from_le_bytes([c[0], c[1]])
-            } else {
-                u16::from_be_bytes([c[0], c[1]])
-            }
-        };
-        // Decode whole units; keep an odd byte, and a last high surrogate that the next read
-        // may pair (at the end both go: the odd byte dropped, the surrogate decoded unpaired).
-        let mut whole = self.raw.len() / 2 * 2;
-        if !self.done && whole >= 2 && (0xD800..0xDC00).contains(&unit(&self.raw[whole - 2..whole]))
-        {
-            whole -= 2;
-        }
-        self.text.clear();
-        self.at = 0;
-        let units = self.raw[..whole].chunks_exact(2).map(unit);
-        let mut tmp = [0u8; 4];
-        for c in char::decode_utf16(units) {
-            let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
-            self.text
-                .extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
-        }
-        if self.done {
-            self.raw.clear();
+        let enc = if le {
+            encoding_rs::UTF_16LE
         } else {
-            self.raw.drain(..whole);
-        }
-        Ok(())
+            encoding_rs::UTF_16BE
+        };
+        Utf16Reader(
+            encoding_rs_io::DecodeReaderBytesBuilder::new()
+                .encoding(Some(enc))
+                .build(inner),
+        )
     }
 }
 
 impl<R: std::io::Read> std::io::Read for Utf16Reader<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.at == self.text.len() {
-            if self.done {
-                return Ok(0);
-            }
-            self.refill()?;
-        }
-        let n = out.len().min(self.text.len() - self.at);
-        out[..n].copy_from_slice(&self.text[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
+        self.0.read(out)
     }
 }
 

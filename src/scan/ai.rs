@@ -11,115 +11,94 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::blob::scan_blob;
-use super::dispatch::{prefer_view, scan_nested};
+use super::dispatch::prefer_view;
 use super::finding::{Finding, Origin, SourceKind};
-use super::matcher::{Match, Matcher};
-use super::policy::Policy;
+use super::scanner::{Nest, Scanner};
 use crate::decode::formats::{self, AiTool, Limits, strings_of, text_field};
 use crate::key::scrub;
 
-/// Scan one history file of `tool` (read whole into `data`; `file` is where it is on disk, for
-/// the SQLite ones). `origin.path` names the file.
-#[allow(clippy::too_many_arguments)]
-pub fn scan_ai_file(
-    matcher: &Matcher,
-    policy: &Policy,
-    tool: AiTool,
-    data: &[u8],
-    file: &Path,
-    origin: &Origin,
-    scratch: &mut Vec<Match>,
-    out: &mut Vec<Finding>,
-    warn: &mut dyn FnMut(String),
-) {
-    let origin = Origin {
-        tool: Some(tool.name().to_owned()),
-        ..origin.clone()
-    };
-    let start = out.len();
-    scan_blob(matcher, policy, data, &origin, scratch, out);
-    if matches!(tool, AiTool::Cursor | AiTool::VsCode | AiTool::Windsurf) {
-        if file.to_string_lossy().ends_with("-wal") {
-            // A write-ahead log: pages of the database as bytes, scanned above.
-        } else if formats::looks_like_sqlite(data) {
-            sqlite_at(
-                matcher, policy, file, &origin, scratch, out, start, warn, true,
-            );
-        } else {
-            warn(format!(
-                "{}: not a SQLite database; scanned as bytes",
-                origin.path
-            ));
-        }
-        return;
-    }
-    let stem = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let (messages, problem) = formats::ai_messages(tool, data, &stem);
-    if let Some(e) = problem {
-        warn(scrub(&format!("{}: {e}; the rest was read", origin.path)));
-    }
-    let mut view = Vec::new();
-    for m in messages {
-        let o = Origin {
-            source: Some(SourceKind::Transcript),
-            session: m.session.as_deref().map(scrub),
-            message: m.index,
-            date: m.date.as_deref().map(scrub),
-            role: m.role.as_deref().map(scrub),
+impl Scanner<'_> {
+    /// Scan one history file of `tool` (read whole into `data`; `file` is where it is on disk, for
+    /// the SQLite ones). `origin.path` names the file.
+    pub(super) fn scan_ai(
+        &mut self,
+        tool: AiTool,
+        data: &[u8],
+        file: &Path,
+        origin: &Origin,
+        out: &mut Vec<Finding>,
+    ) {
+        let origin = Origin {
+            tool: Some(tool.name().to_owned()),
             ..origin.clone()
         };
-        scan_blob(matcher, policy, m.text.as_bytes(), &o, scratch, &mut view);
+        let start = out.len();
+        self.scan_blob(data, &origin, out);
+        if matches!(tool, AiTool::Cursor | AiTool::VsCode | AiTool::Windsurf) {
+            if file.to_string_lossy().ends_with("-wal") {
+                // A write-ahead log: pages of the database as bytes, scanned above.
+            } else if formats::looks_like_sqlite(data) {
+                self.sqlite_at(file, &origin, out, start, true);
+            } else {
+                self.warn(format!(
+                    "{}: not a SQLite database; scanned as bytes",
+                    origin.path
+                ));
+            }
+            return;
+        }
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (messages, problem) = formats::ai_messages(tool, data, &stem);
+        if let Some(e) = problem {
+            self.warn(scrub(&format!("{}: {e}; the rest was read", origin.path)));
+        }
+        let mut view = Vec::new();
+        for m in messages {
+            let o = Origin {
+                source: Some(SourceKind::Transcript),
+                session: m.session.as_deref().map(scrub),
+                message: m.index,
+                date: m.date.as_deref().map(scrub),
+                role: m.role.as_deref().map(scrub),
+                ..origin.clone()
+            };
+            self.scan_blob(m.text.as_bytes(), &o, &mut view);
+        }
+        prefer_view(out, start, view, None, &|_| false);
     }
-    prefer_view(out, start, view, None, &|_| false);
-}
 
-/// The cell view of a SQLite database whose bytes were scanned into `out[start..]`: opened
-/// where it is on disk when `origin.path` is that file, else from a private temporary copy.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn sqlite_view(
-    matcher: &Matcher,
-    policy: &Policy,
-    data: &[u8],
-    origin: &Origin,
-    scratch: &mut Vec<Match>,
-    out: &mut Vec<Finding>,
-    start: usize,
-    warn: &mut dyn FnMut(String),
-) {
-    let on_disk = Path::new(&origin.path);
-    let same = origin.part.is_none()
-        && matches!(origin.source, None | Some(SourceKind::File))
-        && std::fs::metadata(on_disk).is_ok_and(|m| m.is_file() && m.len() == data.len() as u64);
-    if same {
-        sqlite_at(
-            matcher, policy, on_disk, origin, scratch, out, start, warn, false,
-        );
-        return;
-    }
-    let copy = tempfile::NamedTempFile::new().and_then(|mut f| {
-        std::io::Write::write_all(&mut f, data)?;
-        Ok(f)
-    });
-    match copy {
-        Ok(f) => sqlite_at(
-            matcher,
-            policy,
-            f.path(),
-            origin,
-            scratch,
-            out,
-            start,
-            warn,
-            false,
-        ),
-        Err(e) => warn(format!(
-            "{}: SQLite database not opened (temporary copy: {e}); scanned as bytes",
-            origin.path
-        )),
+    /// The cell view of a SQLite database whose bytes were scanned into `out[start..]`: opened
+    /// where it is on disk when `origin.path` is that file, else from a private temporary copy.
+    pub(super) fn sqlite_view(
+        &mut self,
+        data: &[u8],
+        origin: &Origin,
+        out: &mut Vec<Finding>,
+        start: usize,
+    ) {
+        let on_disk = Path::new(&origin.path);
+        let same = origin.part.is_none()
+            && matches!(origin.source, None | Some(SourceKind::File))
+            && std::fs::metadata(on_disk)
+                .is_ok_and(|m| m.is_file() && m.len() == data.len() as u64);
+        if same {
+            self.sqlite_at(on_disk, origin, out, start, false);
+            return;
+        }
+        let copy = tempfile::NamedTempFile::new().and_then(|mut f| {
+            std::io::Write::write_all(&mut f, data)?;
+            Ok(f)
+        });
+        match copy {
+            Ok(f) => self.sqlite_at(f.path(), origin, out, start, false),
+            Err(e) => self.warn(format!(
+                "{}: SQLite database not opened (temporary copy: {e}); scanned as bytes",
+                origin.path
+            )),
+        }
     }
 }
 
@@ -181,97 +160,90 @@ fn session_of_key(key: &str) -> Option<String> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn sqlite_at(
-    matcher: &Matcher,
-    policy: &Policy,
-    file: &Path,
-    origin: &Origin,
-    scratch: &mut Vec<Match>,
-    out: &mut Vec<Finding>,
-    start: usize,
-    warn: &mut dyn FnMut(String),
-    chats: bool,
-) {
-    let cells = match formats::sqlite_cells(file, &Limits::default()) {
-        Ok(c) => c,
-        Err(e) => {
-            warn(scrub(&format!("{}: {e}; scanned as bytes", origin.path)));
-            return;
+impl Scanner<'_> {
+    /// The cell view of the SQLite database at `file`; with `chats`, an editor's `state.vscdb`
+    /// whose chat arrays give sessions and message indexes.
+    fn sqlite_at(
+        &mut self,
+        file: &Path,
+        origin: &Origin,
+        out: &mut Vec<Finding>,
+        start: usize,
+        chats: bool,
+    ) {
+        let cells = match formats::sqlite_cells(file, &Limits::default()) {
+            Ok(c) => c,
+            Err(e) => {
+                self.warn(scrub(&format!("{}: {e}; scanned as bytes", origin.path)));
+                return;
+            }
+        };
+        for e in &cells.problems {
+            self.warn(scrub(&format!("{}: {e}", origin.path)));
         }
-    };
-    for e in &cells.problems {
-        warn(scrub(&format!("{}: {e}", origin.path)));
-    }
-    let budget = Cell::new(crate::source::ArchiveLimits::default().max_total);
-    let mut view = Vec::new();
-    for cell in cells.cells {
-        let o = Origin {
-            source: Some(SourceKind::Sqlite),
-            table: Some(scrub(&cell.table)),
-            row: cell.row,
-            column_name: Some(scrub(&cell.column)),
-            session: if chats {
-                cell.key
-                    .as_deref()
-                    .and_then(session_of_key)
-                    .map(|s| scrub(&s))
-            } else {
-                None
-            },
-            ..origin.clone()
-        };
-        let json = match cell.bytes.first() {
-            Some(b'{' | b'[' | b'"') => serde_json::from_slice::<Value>(&cell.bytes).ok(),
-            _ => None,
-        };
-        let Some(json) = json else {
-            let mut sink = |w: String| warn(w);
-            scan_nested(
-                matcher,
-                policy,
-                &cell.bytes,
-                &o,
-                scratch,
-                &mut view,
-                &mut sink,
-                1,
-                &budget,
-            );
-            continue;
-        };
-        if !chats {
-            let mut text = String::new();
-            strings_of(&json, &mut text);
-            scan_blob(matcher, policy, text.as_bytes(), &o, scratch, &mut view);
-            continue;
-        }
-        let (mut pieces, mut rest) = (Vec::new(), String::new());
-        json_pieces(&json, None, &mut pieces, &mut rest);
-        pieces.push(JsonPiece {
-            session: None,
-            index: None,
-            date: None,
-            text: rest,
-        });
-        for p in pieces {
-            let po = Origin {
-                source: Some(if p.index.is_some() {
-                    SourceKind::Transcript
+        let budget = Cell::new(crate::source::ArchiveLimits::default().max_total);
+        let mut view = Vec::new();
+        for cell in cells.cells {
+            let o = Origin {
+                source: Some(SourceKind::Sqlite),
+                table: Some(scrub(&cell.table)),
+                row: cell.row,
+                column_name: Some(scrub(&cell.column)),
+                session: if chats {
+                    cell.key
+                        .as_deref()
+                        .and_then(session_of_key)
+                        .map(|s| scrub(&s))
                 } else {
-                    SourceKind::Sqlite
-                }),
-                session: p
-                    .session
-                    .as_deref()
-                    .map(scrub)
-                    .or_else(|| o.session.clone()),
-                message: p.index,
-                date: p.date.as_deref().map(scrub),
-                ..o.clone()
+                    None
+                },
+                ..origin.clone()
             };
-            scan_blob(matcher, policy, p.text.as_bytes(), &po, scratch, &mut view);
+            let json = match cell.bytes.first() {
+                Some(b'{' | b'[' | b'"') => serde_json::from_slice::<Value>(&cell.bytes).ok(),
+                _ => None,
+            };
+            let Some(json) = json else {
+                let nest = Nest {
+                    depth: 1,
+                    budget: &budget,
+                };
+                self.scan_nested(&cell.bytes, &o, &mut view, nest);
+                continue;
+            };
+            if !chats {
+                let mut text = String::new();
+                strings_of(&json, &mut text);
+                self.scan_blob(text.as_bytes(), &o, &mut view);
+                continue;
+            }
+            let (mut pieces, mut rest) = (Vec::new(), String::new());
+            json_pieces(&json, None, &mut pieces, &mut rest);
+            pieces.push(JsonPiece {
+                session: None,
+                index: None,
+                date: None,
+                text: rest,
+            });
+            for p in pieces {
+                let po = Origin {
+                    source: Some(if p.index.is_some() {
+                        SourceKind::Transcript
+                    } else {
+                        SourceKind::Sqlite
+                    }),
+                    session: p
+                        .session
+                        .as_deref()
+                        .map(scrub)
+                        .or_else(|| o.session.clone()),
+                    message: p.index,
+                    date: p.date.as_deref().map(scrub),
+                    ..o.clone()
+                };
+                self.scan_blob(p.text.as_bytes(), &po, &mut view);
+            }
         }
+        prefer_view(out, start, view, None, &|_| false);
     }
-    prefer_view(out, start, view, None, &|_| false);
 }

@@ -4,72 +4,62 @@
 use super::finding::{Finding, Location, Origin, SourceKind};
 use super::matcher::{Match, Matcher};
 use super::policy::Policy;
+use super::scanner::Scanner;
 
 /// The marker that suppresses a finding on its line.
 pub(super) const ALLOW_MARKER: &[u8] = b"offkey:allow";
 
-/// Scan `data` (from `origin`) and append its findings to `out`. `scratch` is reused between
-/// calls to keep allocation off the hot path.
-pub fn scan_blob(
-    matcher: &Matcher,
-    policy: &Policy,
-    data: &[u8],
-    origin: &Origin,
-    scratch: &mut Vec<Match>,
-    out: &mut Vec<Finding>,
-) {
-    scan_blob_hits(
-        matcher,
-        policy,
-        data,
-        origin,
-        scratch,
-        out,
-        &mut Vec::new(),
-        &mut Vec::new(),
-    );
+/// Where a match sits: 1-based line and column, and the byte span of its line.
+#[derive(Clone, Copy)]
+pub(super) struct Place {
+    pub line: usize,
+    pub column: usize,
+    pub span: (usize, usize),
 }
 
-/// [`scan_blob`], also collecting where triggers occurred (see [`Matcher::find_hits`]) and
-/// where each finding pushed to `out` starts (`at`); the matches stay in `scratch`.
-#[allow(clippy::too_many_arguments)]
-pub fn scan_blob_hits(
-    matcher: &Matcher,
-    policy: &Policy,
-    data: &[u8],
-    origin: &Origin,
-    scratch: &mut Vec<Match>,
-    out: &mut Vec<Finding>,
-    hits: &mut Vec<usize>,
-    at: &mut Vec<usize>,
-) {
-    matcher.find_hits(data, scratch, hits);
-    if scratch.is_empty() {
-        return;
-    }
-    let mut lines = LineIndex::new(data);
-    for m in scratch.iter() {
-        let (line, column, span) = lines.locate(m.start);
-        if let Some(f) = to_finding(matcher, policy, data, m, origin, line, column, span) {
-            out.push(f);
-            at.push(m.start);
+impl Scanner<'_> {
+    /// The plain pass over `data`, also collecting where triggers occurred (see
+    /// [`Matcher::find_hits`]) and where each finding pushed to `out` starts (`at`); the
+    /// matches stay in the scratch buffer.
+    pub(super) fn scan_blob_hits(
+        &mut self,
+        data: &[u8],
+        origin: &Origin,
+        out: &mut Vec<Finding>,
+        hits: &mut Vec<usize>,
+        at: &mut Vec<usize>,
+    ) {
+        self.matcher.find_hits(data, &mut self.scratch, hits);
+        if self.scratch.is_empty() {
+            return;
+        }
+        let mut lines = LineIndex::new(data);
+        for m in self.scratch.iter() {
+            let (line, column, span) = lines.locate(m.start);
+            let place = Place { line, column, span };
+            if let Some(f) = to_finding(self.matcher, self.policy, data, m, origin, place) {
+                out.push(f);
+                at.push(m.start);
+            }
         }
     }
 }
 
 /// A match → a finding, unless an `offkey:allow` comment, the rule's path allowlist or the
 /// policy suppresses it.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn to_finding(
     matcher: &Matcher,
     policy: &Policy,
     data: &[u8],
     m: &Match,
     origin: &Origin,
-    line: usize,
-    column: usize,
-    line_span: (usize, usize),
+    place: Place,
 ) -> Option<Finding> {
+    let Place {
+        line,
+        column,
+        span: line_span,
+    } = place;
     let rule = &matcher.rules().rules[m.rule];
     if memchr::memmem::find(&data[line_span.0..line_span.1], ALLOW_MARKER).is_some()
         || rule.allow_paths.is_match(&origin.path)

@@ -3,13 +3,9 @@
 //! findings, which name the part, sheet and cell, slide or message, replace those the bytes gave
 //! for the same key. A key the bytes alone show (in an attribute, a relationship) stays.
 
-use std::cell::Cell;
-
-use super::blob::scan_blob;
-use super::dispatch::{prefer_view, scan_nested};
+use super::dispatch::prefer_view;
 use super::finding::{Encoding, Finding, Origin, SourceKind};
-use super::matcher::{Match, Matcher};
-use super::policy::Policy;
+use super::scanner::{Nest, Scanner};
 use crate::decode::formats::{self, Limits, MailText, Transfer};
 
 /// Whether any of `ranges` overlaps the bytes of `key` in `text`.
@@ -26,218 +22,181 @@ fn under(origin: &Origin, part: &str) -> String {
     }
 }
 
-/// The document view of an office document whose bytes were scanned into `out[start..]`.
-/// False when `data` is not an office document.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn document_view(
-    matcher: &Matcher,
-    policy: &Policy,
-    data: &[u8],
-    origin: &Origin,
-    scratch: &mut Vec<Match>,
-    out: &mut Vec<Finding>,
-    start: usize,
-    warn: &mut dyn FnMut(String),
-) -> bool {
-    let doc = match formats::document(data, &Limits::default()) {
-        Ok(d) if d.kind.is_some() => d,
-        Ok(_) => return false,
-        Err(e) => {
-            warn(crate::key::scrub(&format!(
-                "{}: {e}; scanned as an archive",
-                origin.path
-            )));
-            return false;
-        }
-    };
-    for e in &doc.problems {
-        warn(crate::key::scrub(&format!("{}: {e}", origin.path)));
-    }
-    let mut view = Vec::new();
-    for piece in doc.pieces {
-        let o = Origin {
-            source: Some(if origin.source == Some(SourceKind::Email) {
-                SourceKind::Email
-            } else {
-                SourceKind::Document
-            }),
-            // Member names come from the file: one named after a key must not carry it.
-            part: Some(crate::key::scrub_name(&under(origin, &piece.part)).into_owned()),
-            sheet: piece.sheet.as_deref().map(crate::key::scrub),
-            cell: piece.cell,
-            slide: piece.slide,
-            page: piece.page,
-            ..origin.clone()
-        };
-        let from = view.len();
-        scan_blob(
-            matcher,
-            policy,
-            piece.text.as_bytes(),
-            &o,
-            scratch,
-            &mut view,
-        );
-        for f in &mut view[from..] {
-            if f.encoding == Encoding::Plain
-                && behind_reference(&piece.text, f.secret.expose(), &piece.escaped)
-            {
-                f.encoding = Encoding::XmlEntity;
+impl Scanner<'_> {
+    /// The document view of an office document whose bytes were scanned into `out[start..]`.
+    /// False when `data` is not an office document.
+    pub(super) fn document_view(
+        &mut self,
+        data: &[u8],
+        origin: &Origin,
+        out: &mut Vec<Finding>,
+        start: usize,
+    ) -> bool {
+        let doc = match formats::document(data, &Limits::default()) {
+            Ok(d) if d.kind.is_some() => d,
+            Ok(_) => return false,
+            Err(e) => {
+                self.warn(crate::key::scrub(&format!(
+                    "{}: {e}; scanned as an archive",
+                    origin.path
+                )));
+                return false;
             }
-        }
-    }
-    prefer_view(out, start, view, None, &|_| false);
-    true
-}
-
-/// The email view of a message or mailbox whose bytes were scanned into `out[start..]`.
-/// False when it does not parse as one.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn email_view(
-    matcher: &Matcher,
-    policy: &Policy,
-    data: &[u8],
-    origin: &Origin,
-    scratch: &mut Vec<Match>,
-    out: &mut Vec<Finding>,
-    start: usize,
-    warn: &mut dyn FnMut(String),
-    depth: u8,
-    budget: &Cell<u64>,
-) -> bool {
-    let limits = Limits::default();
-    let items = match formats::mail_items(data, &limits) {
-        Ok(items) => items,
-        Err(e) => {
-            warn(format!(
-                "{}: looks like email but {e}; scanned as plain text",
-                origin.path
-            ));
-            return false;
-        }
-    };
-    let mut view = Vec::new();
-    for item in items {
-        let o = Origin {
-            source: Some(SourceKind::Email),
-            part: Some(under(origin, &item.part)),
-            message_id: item.message_id.as_deref().map(crate::key::scrub),
-            subject: item.subject.as_deref().map(crate::key::scrub),
-            date: item.date.or_else(|| origin.date.clone()),
-            ..origin.clone()
         };
-        match item.content {
-            MailText::Text {
-                text,
-                html,
-                transfer,
-            } => {
-                let from = view.len();
-                scan_blob(matcher, policy, text.as_bytes(), &o, scratch, &mut view);
-                for f in &mut view[from..] {
-                    if f.encoding != Encoding::Plain {
-                        continue;
-                    }
-                    let key = f.secret.expose().as_bytes();
-                    let literal = |hay: &[u8]| memchr::memmem::find(hay, key).is_some();
-                    f.encoding = if html.as_deref().is_some_and(|h| !literal(h.as_bytes())) {
-                        Encoding::XmlEntity
-                    } else if literal(data) {
-                        Encoding::Plain
-                    } else {
-                        match transfer {
-                            Transfer::QuotedPrintable => Encoding::QuotedPrintable,
-                            Transfer::Base64 => Encoding::Base64,
-                            Transfer::Plain => Encoding::Plain,
-                        }
-                    };
+        for e in &doc.problems {
+            self.warn(crate::key::scrub(&format!("{}: {e}", origin.path)));
+        }
+        let mut view = Vec::new();
+        for piece in doc.pieces {
+            let o = Origin {
+                source: Some(if origin.source == Some(SourceKind::Email) {
+                    SourceKind::Email
+                } else {
+                    SourceKind::Document
+                }),
+                // Member names come from the file: one named after a key must not carry it.
+                part: Some(crate::key::scrub_name(&under(origin, &piece.part)).into_owned()),
+                sheet: piece.sheet.as_deref().map(crate::key::scrub),
+                cell: piece.cell,
+                slide: piece.slide,
+                page: piece.page,
+                ..origin.clone()
+            };
+            let from = view.len();
+            self.scan_blob(piece.text.as_bytes(), &o, &mut view);
+            for f in &mut view[from..] {
+                if f.encoding == Encoding::Plain
+                    && behind_reference(&piece.text, f.secret.expose(), &piece.escaped)
+                {
+                    f.encoding = Encoding::XmlEntity;
                 }
             }
-            MailText::Attachment(bytes) => {
-                scan_nested(
-                    matcher,
-                    policy,
-                    &bytes,
-                    &o,
-                    scratch,
-                    &mut view,
-                    warn,
-                    depth + 1,
-                    budget,
-                );
+        }
+        prefer_view(out, start, view, None, &|_| false);
+        true
+    }
+
+    /// The email view of a message or mailbox whose bytes were scanned into `out[start..]`.
+    /// False when it does not parse as one.
+    pub(super) fn email_view(
+        &mut self,
+        data: &[u8],
+        origin: &Origin,
+        out: &mut Vec<Finding>,
+        start: usize,
+        nest: Nest<'_>,
+    ) -> bool {
+        let limits = Limits::default();
+        let items = match formats::mail_items(data, &limits) {
+            Ok(items) => items,
+            Err(e) => {
+                self.warn(format!(
+                    "{}: looks like email but {e}; scanned as plain text",
+                    origin.path
+                ));
+                return false;
+            }
+        };
+        let mut view = Vec::new();
+        for item in items {
+            let o = Origin {
+                source: Some(SourceKind::Email),
+                part: Some(under(origin, &item.part)),
+                message_id: item.message_id.as_deref().map(crate::key::scrub),
+                subject: item.subject.as_deref().map(crate::key::scrub),
+                date: item.date.or_else(|| origin.date.clone()),
+                ..origin.clone()
+            };
+            match item.content {
+                MailText::Text {
+                    text,
+                    html,
+                    transfer,
+                } => {
+                    let from = view.len();
+                    self.scan_blob(text.as_bytes(), &o, &mut view);
+                    for f in &mut view[from..] {
+                        if f.encoding != Encoding::Plain {
+                            continue;
+                        }
+                        let key = f.secret.expose().as_bytes();
+                        let literal = |hay: &[u8]| memchr::memmem::find(hay, key).is_some();
+                        f.encoding = if html.as_deref().is_some_and(|h| !literal(h.as_bytes())) {
+                            Encoding::XmlEntity
+                        } else if literal(data) {
+                            Encoding::Plain
+                        } else {
+                            match transfer {
+                                Transfer::QuotedPrintable => Encoding::QuotedPrintable,
+                                Transfer::Base64 => Encoding::Base64,
+                                Transfer::Plain => Encoding::Plain,
+                            }
+                        };
+                    }
+                }
+                MailText::Attachment(bytes) => {
+                    self.scan_nested(&bytes, &o, &mut view, nest.deeper());
+                }
             }
         }
+        prefer_view(out, start, view, None, &|_| false);
+        true
     }
-    prefer_view(out, start, view, None, &|_| false);
-    true
-}
 
-/// The text view of an RTF document whose bytes were scanned into `out[start..]`.
-pub(super) fn rtf_view(
-    matcher: &Matcher,
-    policy: &Policy,
-    data: &[u8],
-    origin: &Origin,
-    scratch: &mut Vec<Match>,
-    out: &mut Vec<Finding>,
-    start: usize,
-) {
-    let text = formats::rtf_text(data);
-    let o = Origin {
-        source: Some(SourceKind::Document),
-        ..origin.clone()
-    };
-    let mut view = Vec::new();
-    scan_blob(matcher, policy, text.as_bytes(), &o, scratch, &mut view);
-    prefer_view(out, start, view, None, &|_| false);
-}
-
-/// The page texts of a PDF whose bytes were scanned into `out[start..]`; a PDF that does not
-/// parse keeps its byte findings, with a warning.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn pdf_view(
-    matcher: &Matcher,
-    policy: &Policy,
-    data: &[u8],
-    origin: &Origin,
-    scratch: &mut Vec<Match>,
-    out: &mut Vec<Finding>,
-    start: usize,
-    warn: &mut dyn FnMut(String),
-) {
-    let pages = match formats::pdf_pages(data, &Limits::default()) {
-        Ok(p) => p,
-        Err(e) => {
-            warn(format!("{}: {e}; scanned as bytes", origin.path));
-            return;
-        }
-    };
-    let mut view: Vec<Finding> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for page in pages {
+    /// The text view of an RTF document whose bytes were scanned into `out[start..]`.
+    pub(super) fn rtf_view(
+        &mut self,
+        data: &[u8],
+        origin: &Origin,
+        out: &mut Vec<Finding>,
+        start: usize,
+    ) {
+        let text = formats::rtf_text(data);
         let o = Origin {
             source: Some(SourceKind::Document),
-            page: page.page,
             ..origin.clone()
         };
-        let from = view.len();
-        scan_blob(
-            matcher,
-            policy,
-            page.text.as_bytes(),
-            &o,
-            scratch,
-            &mut view,
-        );
-        // A key whole in the page's lines is also whole with them joined: once per page.
-        let mut i = from;
-        while i < view.len() {
-            if seen.insert((view[i].secret.sha256(), page.page)) {
-                i += 1;
-            } else {
-                view.remove(i);
+        let mut view = Vec::new();
+        self.scan_blob(text.as_bytes(), &o, &mut view);
+        prefer_view(out, start, view, None, &|_| false);
+    }
+
+    /// The page texts of a PDF whose bytes were scanned into `out[start..]`; a PDF that does not
+    /// parse keeps its byte findings, with a warning.
+    pub(super) fn pdf_view(
+        &mut self,
+        data: &[u8],
+        origin: &Origin,
+        out: &mut Vec<Finding>,
+        start: usize,
+    ) {
+        let pages = match formats::pdf_pages(data, &Limits::default()) {
+            Ok(p) => p,
+            Err(e) => {
+                self.warn(format!("{}: {e}; scanned as bytes", origin.path));
+                return;
+            }
+        };
+        let mut view: Vec<Finding> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for page in pages {
+            let o = Origin {
+                source: Some(SourceKind::Document),
+                page: page.page,
+                ..origin.clone()
+            };
+            let from = view.len();
+            self.scan_blob(page.text.as_bytes(), &o, &mut view);
+            // A key whole in the page's lines is also whole with them joined: once per page.
+            let mut i = from;
+            while i < view.len() {
+                if seen.insert((view[i].secret.sha256(), page.page)) {
+                    i += 1;
+                } else {
+                    view.remove(i);
+                }
             }
         }
+        prefer_view(out, start, view, None, &|_| false);
     }
-    prefer_view(out, start, view, None, &|_| false);
 }

@@ -187,7 +187,7 @@ impl Matcher {
                             Keep::Yes
                         }
                     };
-                    self.confirm(data, rule, ws, we, keep, last_start, out);
+                    self.confirm(data, rule, (ws, we), keep, last_start, out);
                 }
                 Trigger::Context { rule, word } => {
                     let r = &self.rules.rules[rule];
@@ -208,7 +208,7 @@ impl Matcher {
                             Keep::Yes
                         }
                     };
-                    self.confirm(data, rule, ws, we, keep, last_start, out);
+                    self.confirm(data, rule, (ws, we), keep, last_start, out);
                 }
             }
         }
@@ -216,15 +216,13 @@ impl Matcher {
     }
 
     /// Keyword rules: regex over the window; keep matches that contain the keyword hit.
-    /// Regex over `data[ws..we]`, then for each secret span that `keep(start, end)` accepts
-    /// (or stops the search at): not reported yet, boundaries, the rule's own checks.
-    #[allow(clippy::too_many_arguments)]
+    /// Regex over the window `data[ws..we]`, then for each secret span that `keep(start, end)`
+    /// accepts (or stops the search at): not reported yet, boundaries, the rule's own checks.
     fn confirm(
         &self,
         data: &[u8],
         rule: usize,
-        ws: usize,
-        we: usize,
+        (ws, we): (usize, usize),
         keep: impl Fn(usize, usize) -> Keep,
         last_start: &mut [Option<usize>],
         out: &mut Vec<Match>,

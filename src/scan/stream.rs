@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 
-use super::blob::{ALLOW_MARKER, LineIndex, to_finding};
+use super::blob::{ALLOW_MARKER, LineIndex, Place, to_finding};
 use super::finding::{Finding, Origin};
 use super::matcher::{Match, Matcher};
 use super::policy::Policy;
@@ -103,7 +103,12 @@ impl Piece<'_> {
             }
             let col = if line == 1 { self.carry.col + col } else { col };
             let line = self.carry.line + line - 1;
-            if let Some(f) = to_finding(matcher, policy, self.buf, m, origin, line, col, span) {
+            let place = Place {
+                line,
+                column: col,
+                span,
+            };
+            if let Some(f) = to_finding(matcher, policy, self.buf, m, origin, place) {
                 on(f, self.base + m.start);
             }
         }

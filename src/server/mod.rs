@@ -29,7 +29,7 @@ use crate::store::Store;
 use clock::{Clock, SystemClock};
 pub use error::ApiError;
 use net::{NetSettings, ServeOptions};
-use ratelimit::{MemoryLimiter, SignInLimiter};
+use ratelimit::{SignInLimiter, StoreLimiter};
 
 /// How long a session lasts by default: 12 hours.
 pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
@@ -82,10 +82,10 @@ impl AppState {
     ) -> Self {
         AppState {
             inner: Arc::new(Inner {
+                limiter: Arc::new(StoreLimiter::new(Arc::clone(&store))),
                 store,
                 clock,
                 metrics: Arc::default(),
-                limiter: Arc::new(MemoryLimiter::default()),
                 password_checks: Arc::new(tokio::sync::Semaphore::new(
                     net::DEFAULT_PASSWORD_CHECKS,
                 )),

@@ -1,10 +1,13 @@
-//! Sign-in limits (spec/api.md, "Sign-in limits"), behind the small [`SignInLimiter`] interface so
-//! that a later backend can keep the counters in the shared store; [`MemoryLimiter`] keeps them in
-//! this process.
+//! Sign-in limits (spec/api.md, "Sign-in limits"), behind the small [`SignInLimiter`] interface.
+//! [`StoreLimiter`] keeps the counts in the key store ([`Store::limiter_update`]), so every
+//! `offkey serve` replica on one database counts on the same rows: three replicas allow the
+//! limit once, not three times. The rules are here, once for every backend; the store only keeps
+//! each counted key's state (opaque JSON) and locks it while a decision is made.
 //!
-//! An attempt is *reserved* before its password is checked and *settled* after, in one critical
-//! section each, so parallel requests cannot overtake the limits: an attempt in flight counts as a
-//! failure until it is known to have succeeded. The limits:
+//! An attempt is *reserved* before its password is checked and *settled* after, in one store
+//! transaction each (the rows locked), so parallel requests, on any replicas, cannot overtake the
+//! limits: an attempt in flight counts as a failure until it is known to have succeeded (or for
+//! [`IN_FLIGHT_TTL`] at most, so a replica killed mid-check locks nobody out). The limits:
 //!
 //! - per (client address, email): at most [`PAIR_FAILURES_PER_MINUTE`] failed checks a minute and
 //!   [`PAIR_FAILURES_PER_HOUR`] an hour;
@@ -14,13 +17,19 @@
 //!
 //! One address can never use up an email's hourly budget on its own (its hourly share,
 //! [`PAIR_FAILURES_PER_HOUR`], is below [`EMAIL_CHECKS_PER_HOUR`]), so failures from one address
-//! never refuse the right password from another. Time is passed in (`now`), never read here.
+//! never refuse the right password from another. Time is passed in (`now`, the service's clock,
+//! wall time so that replicas agree), never read here.
 
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::server::error::ApiError;
+use crate::store::{LimiterRow, Store, StoreError};
 
 /// Failed checks allowed per (address, email) within a minute.
 pub const PAIR_FAILURES_PER_MINUTE: usize = 5;
@@ -34,8 +43,9 @@ pub const EMAIL_CHECKS_PER_HOUR: usize = 100;
 pub const MINUTE: Duration = Duration::from_secs(60);
 /// An hour.
 pub const HOUR: Duration = Duration::from_secs(3600);
-/// Above this many tracked keys in a table, stale ones are swept.
-const SWEEP_AT: usize = 10_000;
+/// How long a reserved attempt counts as in flight at most: far longer than a password check
+/// takes, short enough that a replica killed mid-check does not hold its places for long.
+pub const IN_FLIGHT_TTL: Duration = Duration::from_secs(30);
 
 /// Which limit refused an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,10 +71,10 @@ impl Limit {
         }
     }
 
-    fn window(self) -> Duration {
+    fn window(self) -> i64 {
         match self {
-            Limit::PairPerMinute | Limit::AddressPerMinute => MINUTE,
-            Limit::PairPerHour | Limit::EmailPerHour => HOUR,
+            Limit::PairPerMinute | Limit::AddressPerMinute => millis(MINUTE),
+            Limit::PairPerHour | Limit::EmailPerHour => millis(HOUR),
         }
     }
 }
@@ -89,6 +99,7 @@ pub struct Refusal {
 pub struct Ticket {
     addr: String,
     email: String,
+    id: u64,
 }
 
 /// What became of a reserved attempt.
@@ -102,12 +113,23 @@ pub enum Outcome {
     NotChecked,
 }
 
-/// The sign-in limiter's interface.
+/// The sign-in limiter's interface. Both methods block (they are store transactions): call them
+/// from the blocking pool, as [`Attempt`] does.
 pub trait SignInLimiter: Send + Sync + fmt::Debug {
     /// Reserve a password check for `email` from `addr`, or say which limit refuses it.
-    fn reserve(&self, addr: &str, email: &str, now: Instant) -> Result<Ticket, Refusal>;
+    fn reserve(
+        &self,
+        addr: &str,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Ticket, Refusal>, StoreError>;
     /// Record what became of a reserved attempt.
-    fn settle(&self, ticket: &Ticket, outcome: Outcome, now: Instant);
+    fn settle(
+        &self,
+        ticket: &Ticket,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }
 
 /// The key a client address is limited under: the address itself, or for IPv6 its /64 (one
@@ -130,40 +152,72 @@ pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase().chars().take(254).collect()
 }
 
-#[derive(Debug, Default)]
-struct Pair {
-    failures: VecDeque<Instant>,
-    in_flight: usize,
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).expect("the windows are minutes and hours")
 }
 
-#[derive(Debug, Default)]
-struct RefusalWindow {
-    started: Option<Instant>,
-    count: u64,
+/// A refusal window of one limit and key: when it started and how many it refused.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+struct Window {
+    start: Option<i64>,
+    refused: u64,
 }
 
-#[derive(Debug, Default)]
-struct Tables {
-    pairs: HashMap<(String, String), Pair>,
-    addr_checks: HashMap<String, VecDeque<Instant>>,
-    email_checks: HashMap<String, VecDeque<Instant>>,
-    refusals: HashMap<(Limit, String), RefusalWindow>,
+/// The state of one (address, email) pair: failure times, attempts in flight (ticket, since),
+/// and the refusal windows of its two limits. Times are Unix milliseconds.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+struct PairState {
+    failures: Vec<i64>,
+    in_flight: Vec<(u64, i64)>,
+    minute: Window,
+    hour: Window,
 }
 
-fn expire(q: &mut VecDeque<Instant>, window: Duration, now: Instant) {
-    while q
-        .front()
-        .is_some_and(|t| now.saturating_duration_since(*t) >= window)
-    {
-        q.pop_front();
+/// The state of an address or an email: when its password checks happened, and its refusal
+/// window.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+struct ChecksState {
+    checks: Vec<i64>,
+    window: Window,
+}
+
+fn load<T: Default + for<'de> Deserialize<'de>>(row: &LimiterRow) -> T {
+    if row.state.is_empty() {
+        return T::default();
+    }
+    serde_json::from_str(&row.state).unwrap_or_else(|e| {
+        // Only this module writes these rows; one that does not parse is started afresh
+        // rather than refusing that key's sign-ins for ever.
+        tracing::warn!(key = %row.key, error = %e, "sign-in limiter state unreadable, reset");
+        T::default()
+    })
+}
+
+/// Write `state` into `row`, or empty it when nothing in it is needed after now (`until`).
+fn save<T: Serialize>(row: &mut LimiterRow, state: &T, until: Option<i64>, now: i64) {
+    match until.filter(|t| *t > now) {
+        Some(t) => {
+            row.state = serde_json::to_string(state).expect("plain numbers serialize");
+            row.expires_at = DateTime::from_timestamp_millis(t).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        }
+        None => row.state.clear(),
     }
 }
 
-/// How long until a queue holding at least `allowed` entries of a `window` has room for one more.
-fn wait_for(q: &VecDeque<Instant>, allowed: usize, window: Duration, now: Instant) -> Duration {
-    q.get(q.len().saturating_sub(allowed))
+fn expire(times: &mut Vec<i64>, window: i64, now: i64) {
+    times.retain(|t| now - *t < window);
+}
+
+/// How long until sorted `times` holding at least `allowed` entries of a `window` have room for
+/// one more.
+fn wait_for(times: &[i64], allowed: usize, window: i64, now: i64) -> Duration {
+    times
+        .get(times.len().saturating_sub(allowed))
         .map_or(Duration::from_secs(1), |t| {
-            window.saturating_sub(now.saturating_duration_since(*t))
+            Duration::from_millis(u64::try_from(window - (now - *t)).unwrap_or(0))
         })
 }
 
@@ -172,201 +226,276 @@ fn whole_seconds(d: Duration) -> Duration {
     Duration::from_secs(secs.max(1))
 }
 
-impl Tables {
-    fn sweep(&mut self, now: Instant) {
-        if self.pairs.len() > SWEEP_AT {
-            self.pairs.retain(|_, p| {
-                expire(&mut p.failures, HOUR, now);
-                p.in_flight > 0 || !p.failures.is_empty()
-            });
-        }
-        if self.addr_checks.len() > SWEEP_AT {
-            self.addr_checks.retain(|_, q| {
-                expire(q, MINUTE, now);
-                !q.is_empty()
-            });
-        }
-        if self.email_checks.len() > SWEEP_AT {
-            self.email_checks.retain(|_, q| {
-                expire(q, HOUR, now);
-                !q.is_empty()
-            });
-        }
-        if self.refusals.len() > SWEEP_AT {
-            self.refusals.retain(|(limit, _), w| {
-                w.started
-                    .is_some_and(|s| now.saturating_duration_since(s) < limit.window() * 2)
-            });
-        }
-    }
+fn window_end(w: &Window, limit: Limit) -> Option<i64> {
+    // A window's count is reported on the next window's row, so it is kept for two windows.
+    w.start.map(|s| s + 2 * limit.window())
+}
 
-    fn refuse(&mut self, limit: Limit, key: &str, wait: Duration, now: Instant) -> Refusal {
-        let w = self.refusals.entry((limit, key.to_owned())).or_default();
-        let mut previous = 0;
-        let first = match w.started {
-            Some(s) if now.saturating_duration_since(s) < limit.window() => false,
-            Some(s) => {
-                // The last window is over; its count goes on the next row only if it directly
-                // preceded this one.
-                if now.saturating_duration_since(s) < limit.window() * 2 {
-                    previous = w.count;
-                }
-                true
+fn refuse(w: &mut Window, limit: Limit, wait: Duration, now: i64) -> Refusal {
+    let mut previous = 0;
+    let first = match w.start {
+        Some(s) if now - s < limit.window() => false,
+        Some(s) => {
+            // The last window is over; its count goes on the next row only if it directly
+            // preceded this one.
+            if now - s < limit.window() * 2 {
+                previous = w.refused;
             }
-            None => true,
-        };
-        if first {
-            w.started = Some(now);
-            w.count = 0;
+            true
         }
-        w.count += 1;
-        Refusal {
-            limit,
-            retry_after: whole_seconds(wait),
-            first_in_window: first,
-            previous_window_refusals: previous,
-        }
+        None => true,
+    };
+    if first {
+        w.start = Some(now);
+        w.refused = 0;
+    }
+    w.refused += 1;
+    Refusal {
+        limit,
+        retry_after: whole_seconds(wait),
+        first_in_window: first,
+        previous_window_refusals: previous,
+    }
+}
+
+impl PairState {
+    fn tidy(&mut self, now: i64) {
+        expire(&mut self.failures, millis(HOUR), now);
+        self.in_flight
+            .retain(|(_, at)| now - *at < millis(IN_FLIGHT_TTL));
     }
 
-    fn check(&mut self, addr: &str, email: &str, now: Instant) -> Result<(), Refusal> {
-        let pair_key = (addr.to_owned(), email.to_owned());
-        if let Some(p) = self.pairs.get_mut(&pair_key) {
-            expire(&mut p.failures, HOUR, now);
-            let in_minute: VecDeque<Instant> = p
-                .failures
+    fn until(&self) -> Option<i64> {
+        [
+            self.failures.iter().max().map(|t| t + millis(HOUR)),
+            self.in_flight
                 .iter()
-                .copied()
-                .filter(|t| now.saturating_duration_since(*t) < MINUTE)
-                .collect();
-            if in_minute.len() + p.in_flight >= PAIR_FAILURES_PER_MINUTE {
-                let wait = if in_minute.len() >= PAIR_FAILURES_PER_MINUTE {
-                    wait_for(&in_minute, PAIR_FAILURES_PER_MINUTE, MINUTE, now)
-                } else {
-                    // Attempts in flight: their outcome is known within a second or so.
-                    Duration::from_secs(1)
-                };
-                let key = format!("{addr} {email}");
-                return Err(self.refuse(Limit::PairPerMinute, &key, wait, now));
-            }
-            if p.failures.len() + p.in_flight >= PAIR_FAILURES_PER_HOUR {
-                let wait = if p.failures.len() >= PAIR_FAILURES_PER_HOUR {
-                    wait_for(&p.failures, PAIR_FAILURES_PER_HOUR, HOUR, now)
-                } else {
-                    Duration::from_secs(1)
-                };
-                let key = format!("{addr} {email}");
-                return Err(self.refuse(Limit::PairPerHour, &key, wait, now));
-            }
+                .map(|(_, at)| at + millis(IN_FLIGHT_TTL))
+                .max(),
+            window_end(&self.minute, Limit::PairPerMinute),
+            window_end(&self.hour, Limit::PairPerHour),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
+
+    fn check(&mut self, now: i64) -> Result<(), Refusal> {
+        let in_flight = self.in_flight.len();
+        let in_minute: Vec<i64> = self
+            .failures
+            .iter()
+            .copied()
+            .filter(|t| now - *t < millis(MINUTE))
+            .collect();
+        if in_minute.len() + in_flight >= PAIR_FAILURES_PER_MINUTE {
+            let wait = if in_minute.len() >= PAIR_FAILURES_PER_MINUTE {
+                wait_for(&in_minute, PAIR_FAILURES_PER_MINUTE, millis(MINUTE), now)
+            } else {
+                // Attempts in flight: their outcome is known within a second or so.
+                Duration::from_secs(1)
+            };
+            return Err(refuse(&mut self.minute, Limit::PairPerMinute, wait, now));
         }
-        if let Some(q) = self.addr_checks.get_mut(addr) {
-            expire(q, MINUTE, now);
-            if q.len() >= ADDR_CHECKS_PER_MINUTE {
-                let wait = wait_for(q, ADDR_CHECKS_PER_MINUTE, MINUTE, now);
-                return Err(self.refuse(Limit::AddressPerMinute, addr, wait, now));
-            }
-        }
-        if let Some(q) = self.email_checks.get_mut(email) {
-            expire(q, HOUR, now);
-            if q.len() >= EMAIL_CHECKS_PER_HOUR {
-                let wait = wait_for(q, EMAIL_CHECKS_PER_HOUR, HOUR, now);
-                return Err(self.refuse(Limit::EmailPerHour, email, wait, now));
-            }
+        if self.failures.len() + in_flight >= PAIR_FAILURES_PER_HOUR {
+            let wait = if self.failures.len() >= PAIR_FAILURES_PER_HOUR {
+                wait_for(&self.failures, PAIR_FAILURES_PER_HOUR, millis(HOUR), now)
+            } else {
+                Duration::from_secs(1)
+            };
+            return Err(refuse(&mut self.hour, Limit::PairPerHour, wait, now));
         }
         Ok(())
     }
 }
 
-/// The in-process limiter.
-#[derive(Debug, Default)]
-pub struct MemoryLimiter {
-    tables: Mutex<Tables>,
-}
+impl ChecksState {
+    fn until(&self, limit: Limit) -> Option<i64> {
+        [
+            self.checks.iter().max().map(|t| t + limit.window()),
+            window_end(&self.window, limit),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
 
-impl MemoryLimiter {
-    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
-        // A panic while holding the lock leaves the counters consistent enough to go on with.
-        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    fn check(&mut self, limit: Limit, allowed: usize, now: i64) -> Result<(), Refusal> {
+        expire(&mut self.checks, limit.window(), now);
+        if self.checks.len() >= allowed {
+            let wait = wait_for(&self.checks, allowed, limit.window(), now);
+            return Err(refuse(&mut self.window, limit, wait, now));
+        }
+        Ok(())
     }
 }
 
-impl SignInLimiter for MemoryLimiter {
-    fn reserve(&self, addr: &str, email: &str, now: Instant) -> Result<Ticket, Refusal> {
+fn pair_key(addr: &str, email: &str) -> String {
+    // An address key never holds a space, so this cannot collide.
+    format!("pair {addr} {email}")
+}
+
+/// The limiter on the key store, shared by every instance on one database.
+#[derive(Clone)]
+pub struct StoreLimiter {
+    store: Arc<dyn Store>,
+}
+
+impl fmt::Debug for StoreLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreLimiter").finish_non_exhaustive()
+    }
+}
+
+impl StoreLimiter {
+    /// A limiter keeping its counts in `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        StoreLimiter { store }
+    }
+}
+
+impl SignInLimiter for StoreLimiter {
+    fn reserve(
+        &self,
+        addr: &str,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Ticket, Refusal>, StoreError> {
+        use rand::Rng;
         let email = email_key(email);
-        let mut t = self.tables();
-        t.sweep(now);
-        t.check(addr, &email, now)?;
-        t.pairs
-            .entry((addr.to_owned(), email.clone()))
-            .or_default()
-            .in_flight += 1;
-        t.addr_checks
-            .entry(addr.to_owned())
-            .or_default()
-            .push_back(now);
-        t.email_checks
-            .entry(email.clone())
-            .or_default()
-            .push_back(now);
-        Ok(Ticket {
+        let keys = [
+            pair_key(addr, &email),
+            format!("address {addr}"),
+            format!("email {email}"),
+        ];
+        let id: u64 = rand::rngs::OsRng.r#gen();
+        let at = now.timestamp_millis();
+        let mut answer = Ok(());
+        self.store.limiter_update(&keys, now, &mut |rows| {
+            let [pair_row, addr_row, email_row] = rows else {
+                unreachable!("the store answers one row per key");
+            };
+            let mut pair: PairState = load(pair_row);
+            let mut addr_s: ChecksState = load(addr_row);
+            let mut email_s: ChecksState = load(email_row);
+            pair.tidy(at);
+            answer = pair
+                .check(at)
+                .and_then(|()| addr_s.check(Limit::AddressPerMinute, ADDR_CHECKS_PER_MINUTE, at))
+                .and_then(|()| email_s.check(Limit::EmailPerHour, EMAIL_CHECKS_PER_HOUR, at));
+            if answer.is_ok() {
+                pair.in_flight.push((id, at));
+                addr_s.checks.push(at);
+                email_s.checks.push(at);
+            }
+            save(pair_row, &pair, pair.until(), at);
+            save(addr_row, &addr_s, addr_s.until(Limit::AddressPerMinute), at);
+            save(email_row, &email_s, email_s.until(Limit::EmailPerHour), at);
+        })?;
+        Ok(answer.map(|()| Ticket {
             addr: addr.to_owned(),
             email,
-        })
+            id,
+        }))
     }
 
-    fn settle(&self, ticket: &Ticket, outcome: Outcome, now: Instant) {
-        let mut t = self.tables();
-        let key = (ticket.addr.clone(), ticket.email.clone());
-        let Some(p) = t.pairs.get_mut(&key) else {
-            return;
-        };
-        p.in_flight = p.in_flight.saturating_sub(1);
-        match outcome {
-            Outcome::Failure => p.failures.push_back(now),
-            // The right password from this address: its earlier failures are forgiven.
-            Outcome::Success => p.failures.clear(),
-            Outcome::NotChecked => {}
-        }
+    fn settle(
+        &self,
+        ticket: &Ticket,
+        outcome: Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let at = now.timestamp_millis();
+        let keys = [pair_key(&ticket.addr, &ticket.email)];
+        self.store.limiter_update(&keys, now, &mut |rows| {
+            let [row] = rows else {
+                unreachable!("the store answers one row per key");
+            };
+            let mut pair: PairState = load(row);
+            pair.in_flight.retain(|(id, _)| *id != ticket.id);
+            match outcome {
+                Outcome::Failure => {
+                    pair.failures.push(at);
+                    // Replicas' clocks may disagree by a little; the limits read them in order.
+                    pair.failures.sort_unstable();
+                }
+                // The right password from this address: its earlier failures are forgiven.
+                Outcome::Success => pair.failures.clear(),
+                Outcome::NotChecked => {}
+            }
+            pair.tidy(at);
+            save(row, &pair, pair.until(), at);
+        })
     }
 }
 
 /// A reserved attempt that settles itself as [`Outcome::NotChecked`] if dropped unsettled (the
-/// client went away mid-check, or an error answered early), so an attempt in flight can never
-/// be left counted forever.
+/// client went away mid-check, or an error answered early), so an attempt in flight is not left
+/// counted until [`IN_FLIGHT_TTL`].
 #[derive(Debug)]
 pub struct Attempt {
     limiter: Arc<dyn SignInLimiter>,
     ticket: Option<Ticket>,
-    at: Instant,
+    at: DateTime<Utc>,
+}
+
+fn joined<T>(r: Result<T, tokio::task::JoinError>) -> Result<T, ApiError> {
+    r.map_err(|e| ApiError::internal(&e))
+}
+
+/// Settle off the async workers: on the blocking pool when there is a runtime, in place when
+/// not. A failure is logged: the attempt then counts until [`IN_FLIGHT_TTL`].
+fn settle_detached(
+    limiter: Arc<dyn SignInLimiter>,
+    ticket: Ticket,
+    outcome: Outcome,
+    at: DateTime<Utc>,
+) {
+    let run = move || {
+        if let Err(e) = limiter.settle(&ticket, outcome, at) {
+            tracing::warn!(error = %e, "sign-in attempt not settled");
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => drop(rt.spawn_blocking(run)),
+        Err(_) => run(),
+    }
 }
 
 impl Attempt {
-    /// Reserve an attempt on `limiter`.
-    pub fn reserve(
+    /// Reserve an attempt on `limiter` (on the blocking pool: a store transaction).
+    pub async fn reserve(
         limiter: &Arc<dyn SignInLimiter>,
         addr: &str,
         email: &str,
-        now: Instant,
-    ) -> Result<Attempt, Refusal> {
-        let ticket = limiter.reserve(addr, email, now)?;
-        Ok(Attempt {
+        now: DateTime<Utc>,
+    ) -> Result<Result<Attempt, Refusal>, ApiError> {
+        let l = Arc::clone(limiter);
+        let (addr, email) = (addr.to_owned(), email.to_owned());
+        let reserved =
+            joined(tokio::task::spawn_blocking(move || l.reserve(&addr, &email, now)).await)??;
+        Ok(reserved.map(|ticket| Attempt {
             limiter: Arc::clone(limiter),
             ticket: Some(ticket),
             at: now,
-        })
+        }))
     }
 
-    /// Settle it.
-    pub fn finish(mut self, outcome: Outcome, now: Instant) {
-        if let Some(t) = self.ticket.take() {
-            self.limiter.settle(&t, outcome, now);
-        }
+    /// Settle it, waiting until the store has it (so the next attempt sees it).
+    pub async fn finish(mut self, outcome: Outcome, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let Some(ticket) = self.ticket.take() else {
+            return Ok(());
+        };
+        let l = Arc::clone(&self.limiter);
+        joined(tokio::task::spawn_blocking(move || l.settle(&ticket, outcome, now)).await)??;
+        Ok(())
     }
 }
 
 impl Drop for Attempt {
     fn drop(&mut self) {
         if let Some(t) = self.ticket.take() {
-            self.limiter.settle(&t, Outcome::NotChecked, self.at);
+            settle_detached(Arc::clone(&self.limiter), t, Outcome::NotChecked, self.at);
         }
     }
 }

@@ -87,6 +87,9 @@ pub struct History {
     pub shallow: bool,
     /// Non-fatal problems (a corrupt commit or tree), each naming the object.
     pub warnings: Vec<String>,
+    /// How many of the warnings mean history went unscanned (a commit, a tree or the walk
+    /// itself unreadable): the scan is then incomplete, an error unless keys were found.
+    pub unreadable: u64,
 }
 
 /// Open a repository, or say clearly that it is not one.
@@ -108,6 +111,9 @@ pub fn history(opts: &HistoryOptions) -> Result<History, GitError> {
     git2::opts::strict_hash_verification(false);
     let repo = open(&opts.repo)?;
     let mut walk = repo.revwalk().map_err(ctx("starting the history walk"))?;
+    // The commits every ref points at: where a walk cut short by a missing or corrupt object
+    // starts again (`readable_commits`).
+    let mut tips = Vec::new();
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
         .map_err(ctx("sorting the history walk"))?;
     match &opts.range {
@@ -126,20 +132,19 @@ pub fn history(opts: &HistoryOptions) -> Result<History, GitError> {
             }
         }
         None => {
-            let mut pushed = 0usize;
             for r in repo.references().map_err(ctx("listing refs"))?.flatten() {
                 if let Ok(c) = r.peel_to_commit() {
                     walk.push(c.id()).map_err(ctx("pushing a ref"))?;
-                    pushed += 1;
+                    tips.push(c.id());
                 }
             }
             if let Ok(head) = repo.head() {
                 if let Ok(c) = head.peel_to_commit() {
                     walk.push(c.id()).map_err(ctx("pushing HEAD"))?;
-                    pushed += 1;
+                    tips.push(c.id());
                 }
             }
-            if pushed == 0 {
+            if tips.is_empty() {
                 return Ok(History {
                     shallow: repo.is_shallow(),
                     ..History::default()
@@ -152,10 +157,29 @@ pub fn history(opts: &HistoryOptions) -> Result<History, GitError> {
         ..History::default()
     };
     let mut oids = Vec::new();
+    let mut cut = None;
     for oid in walk {
         match oid {
             Ok(o) => oids.push(o),
-            Err(e) => out.warnings.push(format!("history walk: {}", e.message())),
+            Err(e) => {
+                cut = Some(e.message().to_owned());
+                break;
+            }
+        }
+    }
+    if let Some(e) = cut {
+        // A sorted walk stops at the first commit it cannot read (a truncated or missing
+        // pack), having yielded nothing: walk again from the refs, around what is unreadable.
+        out.unreadable += 1;
+        if opts.range.is_some() {
+            out.warnings
+                .push(format!("history walk: {e}; the range was not scanned"));
+            oids.clear();
+        } else {
+            out.warnings.push(format!(
+                "history walk: {e}; scanning the commits that can be read"
+            ));
+            oids = readable_commits(&repo, &tips, &mut out);
         }
     }
     let repo_path = repo.path().to_path_buf();
@@ -178,6 +202,7 @@ pub fn history(opts: &HistoryOptions) -> Result<History, GitError> {
             Ok(None) => continue,
             Err(e) => {
                 out.warnings.push(format!("commit {oid}: {e}, skipped"));
+                out.unreadable += 1;
                 continue;
             }
         };
@@ -202,6 +227,43 @@ pub fn history(opts: &HistoryOptions) -> Result<History, GitError> {
         }
     }
     Ok(out)
+}
+
+/// The commits reachable from `tips` that can be read, parents before children (as the sorted
+/// walk gives them); each commit that cannot be read is a warning, and what lies behind it is
+/// left out.
+fn readable_commits(repo: &Repository, tips: &[Oid], out: &mut History) -> Vec<Oid> {
+    let mut order = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    // (commit, its parents are already on the stack): a commit is emitted after its parents.
+    let mut stack: Vec<(Oid, bool)> = tips.iter().rev().map(|&t| (t, false)).collect();
+    while let Some((oid, expanded)) = stack.pop() {
+        if expanded {
+            order.push(oid);
+            continue;
+        }
+        if !seen.insert(oid) {
+            continue;
+        }
+        match repo.find_commit(oid) {
+            Ok(c) => {
+                stack.push((oid, true));
+                stack.extend(
+                    c.parent_ids()
+                        .filter(|p| !seen.contains(p))
+                        .map(|p| (p, false)),
+                );
+            }
+            Err(e) => {
+                out.warnings.push(format!(
+                    "commit {oid}: unreadable ({}); the history behind it is not scanned",
+                    e.message()
+                ));
+                out.unreadable += 1;
+            }
+        }
+    }
+    order
 }
 
 /// A commit's details and the (path, blob) pairs it introduced; `None` when it is before
@@ -298,17 +360,20 @@ impl std::fmt::Display for BlobProblem {
 }
 
 /// Read every blob once, in parallel (one repository handle per thread), and hand each to
-/// `visit` with its bytes or the reason it was not read. A blob's size is read from its header
+/// `visit` with its bytes or the reason it was not read, and the thread's own state (made by
+/// `init`, once per worker: a scanner and its buffers). A blob's size is read from its header
 /// first, so one over `max_size` is never inflated.
-pub fn read_blobs<F>(repo: &Path, blobs: &[HistoryBlob], max_size: usize, visit: F)
+pub fn read_blobs<S, I, F>(repo: &Path, blobs: &[HistoryBlob], max_size: usize, init: I, visit: F)
 where
-    F: Fn(&HistoryBlob, Result<&[u8], BlobProblem>) + Sync,
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, &HistoryBlob, Result<&[u8], BlobProblem>) + Sync + Send,
 {
     blobs.par_iter().for_each_init(
-        || Repository::open(repo).ok(),
-        |handle, blob| {
+        || (Repository::open(repo).ok(), init()),
+        |(handle, state), blob| {
             let Some(repo) = handle.as_ref() else {
                 visit(
+                    state,
                     blob,
                     Err(BlobProblem::Unreadable("cannot open the repository".into())),
                 );
@@ -321,6 +386,7 @@ where
                 .unwrap_or(0);
             if size > max_size {
                 visit(
+                    state,
                     blob,
                     Err(BlobProblem::Skipped(format!(
                         "skipped, {size} bytes is over --max-file-size {max_size}"
@@ -329,8 +395,9 @@ where
                 return;
             }
             match repo.find_blob(blob.id) {
-                Ok(b) => visit(blob, Ok(b.content())),
+                Ok(b) => visit(state, blob, Ok(b.content())),
                 Err(e) => visit(
+                    state,
                     blob,
                     Err(BlobProblem::Unreadable(format!(
                         "blob {} unreadable ({})",

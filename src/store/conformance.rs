@@ -9,8 +9,8 @@ use std::sync::{Arc, Barrier};
 use chrono::{DateTime, Duration, Utc};
 
 use super::{
-    AuditEntry, ExposureReport, KeyCheck, LAST_USED_RESOLUTION, LookupStatus, NewKey, NewMember,
-    Role, Rotation, SESSION_IDLE, Store, StoreError, new_id,
+    AuditEntry, ExposureReport, KeyCheck, LAST_USED_RESOLUTION, LimiterRow, LookupStatus, NewKey,
+    NewMember, Role, Rotation, SESSION_IDLE, Store, StoreError, new_id,
 };
 use crate::key::{KeyKind, Secret, generate};
 
@@ -34,6 +34,7 @@ pub(crate) const CASES: &[(&str, Case)] = &[
     ("exposures", exposures),
     ("audit_paging", audit_paging),
     ("import_legacy", import_legacy),
+    ("limiter_rows", limiter_rows),
 ];
 
 /// Every race, by name.
@@ -42,6 +43,8 @@ pub(crate) const RACES: &[(&str, Race)] = &[
     ("first_use_retires_once", race_first_use),
     ("delete_beats_later_use", race_delete_vs_use),
     ("two_adds_one_member", race_two_adds),
+    ("limiter_counts_exactly", race_limiter_counts),
+    ("last_use_coalescing_is_shared", shared_last_use),
 ];
 
 /// How often each race is run (each round on fresh rows).
@@ -611,6 +614,128 @@ fn import_legacy(s: &dyn Store) {
     let listed = s.list_keys(now).expect("list");
     assert_eq!(listed.len(), 3);
     assert!(listed.iter().all(|k| k.kind == KeyKind::Legacy));
+}
+
+fn shared_last_use(a: &dyn Store, b: &dyn Store) {
+    // The coalescing of `last_used_at` is decided on the stored time, not on what one instance
+    // remembers: a use recorded on one instance makes the other's uses within the resolution
+    // no-ops, and the first use after it is recorded wherever it lands.
+    let now = t0();
+    let (k_s, k) = new_key("shared", now);
+    a.create_key(k.clone(), "t").expect("create");
+    let last_used = |s: &dyn Store| {
+        s.list_keys(now)
+            .expect("list")
+            .into_iter()
+            .find(|x| x.id == k.id)
+            .and_then(|x| x.last_used_at)
+    };
+    assert!(a.use_key(&k_s.sha256(), now).expect("use").is_some());
+    let within = now + LAST_USED_RESOLUTION - Duration::seconds(1);
+    assert_eq!(
+        b.check_key(&k_s.sha256(), within).expect("check"),
+        KeyCheck::Recent(k.id.clone()),
+        "the other instance sees the recorded use"
+    );
+    assert!(b.use_key(&k_s.sha256(), within).expect("use").is_some());
+    assert_eq!(
+        last_used(b),
+        Some(now),
+        "no second write within the resolution"
+    );
+    let next = now + LAST_USED_RESOLUTION + Duration::seconds(1);
+    assert!(b.use_key(&k_s.sha256(), next).expect("use").is_some());
+    assert_eq!(last_used(a), Some(next));
+    let (ua, ub) = at_once(
+        || a.use_key(&k_s.sha256(), next + Duration::seconds(30)),
+        || b.use_key(&k_s.sha256(), next + Duration::seconds(31)),
+    );
+    assert!(ua.expect("use a").is_some() && ub.expect("use b").is_some());
+    assert_eq!(
+        last_used(a),
+        Some(next),
+        "both within the resolution of the last write"
+    );
+}
+
+/// The state of one limiter row (empty when there is none), changing nothing.
+fn limiter_state(s: &dyn Store, key: &str, now: DateTime<Utc>) -> String {
+    let mut state = String::new();
+    s.limiter_update(&[key.to_owned()], now, &mut |rows| {
+        state = rows[0].state.clone();
+    })
+    .expect("limiter read");
+    state
+}
+
+fn limiter_rows(s: &dyn Store) {
+    let now = t0();
+    let keys = ["b".to_owned(), "a".to_owned(), "c".to_owned()];
+    // Missing rows read as empty, in the caller's order.
+    s.limiter_update(&keys, now, &mut |rows: &mut [LimiterRow]| {
+        let names: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(names, ["b", "a", "c"]);
+        assert!(rows.iter().all(|r| r.state.is_empty()));
+        rows[0].state = "B".into();
+        rows[0].expires_at = now + Duration::minutes(1);
+        rows[1].state = "A".into();
+        rows[1].expires_at = now + Duration::hours(1);
+    })
+    .expect("write");
+    assert_eq!(limiter_state(s, "b", now), "B");
+    assert_eq!(limiter_state(s, "a", now), "A");
+    assert_eq!(limiter_state(s, "c", now), "", "left empty: not stored");
+    // Emptied: deleted.
+    s.limiter_update(&["a".to_owned()], now, &mut |rows| rows[0].state.clear())
+        .expect("clear");
+    assert_eq!(limiter_state(s, "a", now), "");
+    // Past its expiry a row is swept by a call on other keys.
+    let later = now + Duration::minutes(2);
+    s.limiter_update(&["z".to_owned()], later, &mut |_| {})
+        .expect("sweep");
+    let mut seen = None;
+    s.limiter_update(&["b".to_owned()], later, &mut |rows| {
+        seen = Some(rows[0].state.clone());
+    })
+    .expect("read");
+    assert_eq!(seen.as_deref(), Some(""), "expired row swept");
+}
+
+fn race_limiter_counts(a: &dyn Store, b: &dyn Store) {
+    // Read-modify-write of one shared counter from 8 threads on two instances: no increment
+    // is lost, so each saw the rows as the previous one left them. Each call also touches a
+    // key of its own thread, so calls lock several rows at once (in either order).
+    let now = t0();
+    const PER_THREAD: usize = 25;
+    let barrier = Barrier::new(8);
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let s = if t % 2 == 0 { a } else { b };
+            let barrier = &barrier;
+            scope.spawn(move || {
+                barrier.wait();
+                for i in 0..PER_THREAD {
+                    let mut keys = vec!["shared".to_owned(), format!("own {t}")];
+                    if i % 2 == 1 {
+                        keys.reverse();
+                    }
+                    s.limiter_update(&keys, now, &mut |rows| {
+                        for row in rows.iter_mut() {
+                            let n: usize = row.state.parse().unwrap_or(0);
+                            row.state = (n + 1).to_string();
+                            row.expires_at = now + Duration::hours(1);
+                        }
+                    })
+                    .expect("limiter update");
+                }
+            });
+        }
+    });
+    assert_eq!(
+        limiter_state(a, "shared", now),
+        (8 * PER_THREAD).to_string()
+    );
+    assert_eq!(limiter_state(b, "own 3", now), PER_THREAD.to_string());
 }
 
 /// Run `a` and `b` at once (released together by a barrier) and answer both results.

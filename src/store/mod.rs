@@ -22,8 +22,8 @@ use chrono::{DateTime, Utc};
 pub use error::StoreError;
 pub use model::{
     AuditEntry, AuditEvent, BadMemo, Credentials, Exposure, ExposureReport, ExposureSummary,
-    ImportCount, KeyCheck, KeyRecord, LookupHit, LookupStatus, MAX_MEMO, Member, MemberRef, NewKey,
-    NewMember, Role, Rotation, Session, check_memo,
+    ImportCount, KeyCheck, KeyRecord, LimiterRow, LookupHit, LookupStatus, MAX_MEMO, Member,
+    MemberRef, NewKey, NewMember, Role, Rotation, Session, check_memo,
 };
 pub use postgres::{DbUrl, PgStore};
 pub use sqlite::SqliteStore;
@@ -159,7 +159,52 @@ pub trait Store: Send + Sync + 'static {
     /// order; on PostgreSQL an event still being committed on another replica while a page is
     /// read may land just below that page's cursor (paging never shows an event twice).
     fn audit_log(&self, limit: usize, before: Option<i64>) -> Result<Vec<AuditEvent>>;
+
+    /// Change the sign-in limiter's rows with these keys (distinct) in one transaction: each row
+    /// is read (a missing one as an empty state) and **locked**, `f` gets them in the order of
+    /// `keys`, `f` decides on all of them at once and
+    /// changes them in place, and they are written back (a row left with an empty state is
+    /// deleted). Of concurrent calls on any instances that share a key, each sees the rows as the
+    /// previous one left them, so a limit checked and counted in `f` can never be overtaken by
+    /// parallel requests on other replicas (PostgreSQL: every row locked by one upsert, in
+    /// sorted key order; SQLite: the one writer). `f` may run more than once (a transaction lost to a
+    /// deadlock is run again whole), so it must only change what it is given. Rows of other
+    /// keys past their `expires_at` may be swept. Others see the rows as before or as after.
+    fn limiter_update(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+        f: &mut dyn FnMut(&mut [LimiterRow]),
+    ) -> Result<()>;
 }
+
+/// The keys of a [`Store::limiter_update`] call sorted and without repeats: rows are always
+/// locked in this order, so two calls never wait on each other in a cycle.
+pub(crate) fn limiter_keys(keys: &[String]) -> Vec<String> {
+    let mut keys = keys.to_vec();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The rows read in sorted key order, put in the caller's order (a key not read gets an empty
+/// state).
+pub(crate) fn limiter_rows(keys: &[String], mut read: Vec<LimiterRow>) -> Vec<LimiterRow> {
+    keys.iter()
+        .map(|k| match read.iter().position(|r| &r.key == k) {
+            Some(i) => read.swap_remove(i),
+            None => LimiterRow {
+                key: k.clone(),
+                state: String::new(),
+                expires_at: DateTime::<Utc>::UNIX_EPOCH,
+            },
+        })
+        .collect()
+}
+
+/// How many expired limiter rows one [`Store::limiter_update`] sweeps at most (it sweeps on
+/// every call, so the table stays small without a background task).
+pub(crate) const LIMITER_SWEEP: i64 = 64;
 
 /// Where the store lives by default: `<platform data dir>/offkey/keys.db`.
 pub fn default_data_dir() -> Option<PathBuf> {

@@ -287,3 +287,16 @@ pub fn check_memo(memo: &str) -> Result<String, BadMemo> {
     }
     Ok(memo.to_owned())
 }
+
+/// One row of the sign-in limiter's shared counters (see [`super::Store::limiter_update`]). The
+/// store keeps `state` as opaque text: what it means (the limits, the windows) is the
+/// limiter's, written once for every backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimiterRow {
+    /// What is counted, e.g. an address, an email or both.
+    pub key: String,
+    /// The limiter's state for that key; empty when there is none (the row is then deleted).
+    pub state: String,
+    /// After this the state holds nothing the limiter still needs: the store may delete it.
+    pub expires_at: DateTime<Utc>,
+}

@@ -9,6 +9,7 @@ mod documents;
 mod faults;
 mod fuzz_replay;
 mod github;
+mod history;
 mod hostile;
 mod integrations;
 mod leaks;

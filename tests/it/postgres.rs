@@ -48,8 +48,13 @@ struct Replica {
 
 impl Replica {
     fn start(db: &str) -> Replica {
+        Self::start_with(db, &["--listen", "127.0.0.1:0"])
+    }
+
+    fn start_with(db: &str, args: &[&str]) -> Replica {
         let mut child = Command::new(offkey_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", db])
+            .args(["serve", "--database", db])
+            .args(args)
             .env_remove("OFFKEY_DATA")
             .env_remove("OFFKEY_DATABASE_URL")
             .stdin(Stdio::null())
@@ -187,7 +192,12 @@ fn store_migrate_applies_once_and_bad_urls_say_what_is_wrong() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(String::from_utf8_lossy(&first.stderr).contains("schema version 0 -> 1"));
+    let known = offkey::store::PgStore::schema_version();
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains(&format!("schema version 0 -> {known}")),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let again = offkey(scratch.path())
         .args(["store", "migrate", "--database", &db])
         .output()
@@ -626,4 +636,263 @@ fn keys_import_legacy_takes_the_database_option_and_wins_over_data() {
         )
         .expect("lookup")[0];
     assert_eq!(hit.status, offkey::store::LookupStatus::Active);
+}
+
+/// Three replicas and a balancer in front of them, on a fresh schema with one admin.
+fn three_behind_haproxy(email: &str, serve_args: &[&str]) -> (String, Vec<Replica>, Balancer) {
+    let db = fresh_url();
+    let out = members_add(&db, email);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    args.extend_from_slice(serve_args);
+    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start_with(&db, &args)).collect();
+    let lb = Balancer::start(&replicas.iter().collect::<Vec<_>>());
+    (db, replicas, lb)
+}
+
+#[test]
+fn three_replicas_behind_haproxy_allow_the_sign_in_limit_once_not_three_times() {
+    // Room for every password check at once on each replica, so only the limiter refuses.
+    let (_db, _replicas, lb) =
+        three_behind_haproxy("limit@example.com", &["--max-password-checks", "16"]);
+    let admin = offkey::client::Client::new(&lb.url)
+        .expect("client")
+        .with_token(
+            offkey::client::Client::new(&lb.url)
+                .expect("client")
+                .login("limit@example.com", PASSWORD)
+                .expect("sign in")
+                .token,
+        );
+    // 15 wrong guesses at once from one address (haproxy's, 127.0.0.1): round robin gives
+    // each replica five, so replicas counting on their own would check all fifteen.
+    let url = format!("{}/v1/session", lb.url);
+    let barrier = std::sync::Barrier::new(15);
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..15)
+            .map(|i| {
+                let (url, barrier) = (&url, &barrier);
+                s.spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    barrier.wait();
+                    let r = client
+                        .post(url)
+                        .json(&serde_json::json!({
+                            "email": "limit@example.com",
+                            "password": format!("guess {i}"),
+                        }))
+                        .send()
+                        .expect("an answer");
+                    let status = r.status().as_u16();
+                    if status == 429 {
+                        assert!(
+                            r.headers().contains_key("retry-after"),
+                            "429 without Retry-After"
+                        );
+                    }
+                    status
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let count = |code| statuses.iter().filter(|s| **s == code).count();
+    assert_eq!((count(401), count(429)), (5, 10), "{statuses:?}");
+    // The next guess, on whichever replica, is refused too; the right password as well (the
+    // pair is blocked for the minute), while the admin's session works everywhere.
+    for _ in 0..3 {
+        let r = offkey::client::Client::new(&lb.url)
+            .expect("client")
+            .login("limit@example.com", "one more guess");
+        assert!(r.is_err());
+    }
+    let events = admin.audit(1000).expect("audit");
+    let actions = |a: &str| events.iter().filter(|e| e.action == a).count();
+    assert_eq!(
+        actions("login_failed"),
+        5,
+        "five checks, on all replicas together"
+    );
+    assert_eq!(
+        actions("login_refused"),
+        1,
+        "thirteen refusals in one window, one audit row"
+    );
+}
+
+#[test]
+fn sigkill_of_one_replica_mid_burst_loses_nothing_answered_and_it_serves_again() {
+    use offkey::client::RotateRequest;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let (db, mut replicas, lb) = three_behind_haproxy("burst@example.com", &[]);
+    let anon = || offkey::client::Client::new(&lb.url).expect("client");
+    let token = anon()
+        .login("burst@example.com", PASSWORD)
+        .expect("sign in")
+        .token
+        .expose()
+        .to_owned();
+    let admin = || anon().with_token(SessionToken::new(token.clone()));
+
+    /// What a worker was answered.
+    #[derive(Default)]
+    struct Answered {
+        live: Vec<offkey::client::CreatedKey>,
+        deleted: Vec<offkey::key::Secret>,
+        retired: Vec<offkey::key::Secret>,
+        ops: usize,
+        after_kill: usize,
+        errors: Vec<String>,
+    }
+    let stop = AtomicBool::new(false);
+    let killed = AtomicBool::new(false);
+    let results: Vec<Answered> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let (stop, killed, admin) = (&stop, &killed, &admin);
+                s.spawn(move || {
+                    let c = admin();
+                    let mut a = Answered::default();
+                    let mut i = 0usize;
+                    while !stop.load(Ordering::SeqCst) {
+                        i += 1;
+                        let after = killed.load(Ordering::SeqCst);
+                        let done = match i % 3 {
+                            // Delete the oldest live key.
+                            0 if !a.live.is_empty() => {
+                                let k = a.live.remove(0);
+                                match c.delete_key(&k.info.id) {
+                                    Ok(()) => {
+                                        a.deleted.push(k.key);
+                                        true
+                                    }
+                                    Err(e) => {
+                                        a.errors.push(format!("delete: {e}"));
+                                        false
+                                    }
+                                }
+                            }
+                            // Rotate the newest live key, the old one retired at once.
+                            1 if !a.live.is_empty() => {
+                                let k = a.live.pop().expect("not empty");
+                                let req = RotateRequest {
+                                    memo: None,
+                                    grace_seconds: Some(0),
+                                    until_first_use: false,
+                                };
+                                match c.rotate(&k.info.id, &req) {
+                                    Ok(r) => {
+                                        a.retired.push(k.key);
+                                        a.live.push(offkey::client::CreatedKey {
+                                            key: r.key,
+                                            info: r.info,
+                                        });
+                                        true
+                                    }
+                                    Err(e) => {
+                                        a.errors.push(format!("rotate: {e}"));
+                                        false
+                                    }
+                                }
+                            }
+                            _ => match c.create_key(&format!("w{w} {i}")) {
+                                Ok(k) => {
+                                    a.live.push(k);
+                                    true
+                                }
+                                Err(e) => {
+                                    a.errors.push(format!("create: {e}"));
+                                    false
+                                }
+                            },
+                        };
+                        if done {
+                            a.ops += 1;
+                            a.after_kill += usize::from(after);
+                        }
+                    }
+                    a
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(800));
+        // SIGKILL (what `Child::kill` sends on Unix): no shutdown, requests in flight cut.
+        let _ = replicas[1].child.kill();
+        let _ = replicas[1].child.wait();
+        killed.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, Ordering::SeqCst);
+        workers
+            .into_iter()
+            .map(|h| h.join().expect("worker"))
+            .collect()
+    });
+    let ops: usize = results.iter().map(|a| a.ops).sum();
+    let after: usize = results.iter().map(|a| a.after_kill).sum();
+    let errors: Vec<&String> = results.iter().flat_map(|a| &a.errors).collect();
+    eprintln!(
+        "burst: {ops} answered, {after} after the kill, {} errors",
+        errors.len()
+    );
+    assert!(
+        after >= 20,
+        "the balancer routes around the dead replica: {after} after"
+    );
+    // A request in flight on the killed replica may be cut (one per worker at most, and a
+    // few more while haproxy has not yet seen the health check fail).
+    assert!(errors.len() <= 12, "{errors:?}");
+    let c = admin();
+    let listed = c.list_keys().expect("list");
+    for a in &results {
+        for k in &a.live {
+            assert!(
+                listed.iter().any(|l| l.id == k.info.id),
+                "every answered 201 is listed"
+            );
+            assert!(anon().account(&k.key).is_ok(), "and works");
+        }
+        for k in a.deleted.iter().chain(&a.retired) {
+            assert!(
+                anon().account(k).is_err(),
+                "every answered delete (and retired key) stays refused"
+            );
+        }
+    }
+    let deleted: usize = results.iter().map(|a| a.deleted.len()).sum();
+    let retired: usize = results.iter().map(|a| a.retired.len()).sum();
+    assert!(
+        deleted > 0 && retired > 0,
+        "{deleted} deletes, {retired} rotations"
+    );
+
+    // Restart it where it was: the balancer's health check takes it back, and it serves.
+    let addr = replicas[1].url.trim_start_matches("http://").to_owned();
+    replicas[1] = Replica::start_with(&db, &["--listen", &addr]);
+    let probe = &results
+        .iter()
+        .find(|a| !a.live.is_empty())
+        .expect("a live key")
+        .live[0];
+    assert!(
+        offkey::client::Client::new(&replicas[1].url)
+            .expect("client")
+            .account(&probe.key)
+            .is_ok(),
+        "the restarted replica serves"
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    for _ in 0..6 {
+        assert!(
+            anon().account(&probe.key).is_ok(),
+            "every replica behind the balancer answers"
+        );
+    }
 }

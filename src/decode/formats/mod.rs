@@ -1,12 +1,18 @@
-//! Containers whose text is not where its bytes are: office documents (OOXML: Word, Excel,
-//! PowerPoint and their macro-enabled variants; OpenDocument) and email (`.eml`, `.mbox`). One
-//! file per format, each turning bytes into text [`Piece`]s that say where they sit (part,
+//! Files whose text is not where its bytes are: office documents (OOXML: Word, Excel,
+//! PowerPoint and their macro-enabled variants; OpenDocument, RTF, PDF), email (`.eml`,
+//! `.mbox`), chat exports (ChatGPT, Claude, chat JSONL) and HAR captures, the AI tools' own
+//! history and SQLite databases. One file per format, each turning bytes into text [`Piece`]s that say where they sit (part,
 //! sheet and cell, slide); what is whole in the text (a key Word split across runs, one behind
 //! `&#95;` or a quoted-printable soft line break) is found by the matcher as plain text.
 //!
 //! Recognised by first bytes and zip member names only, so plain text never pays for them.
 
 mod ai;
+mod chatgpt;
+mod claude;
+mod har;
+pub(crate) mod json_export;
+mod jsonl;
 mod mime;
 mod odf;
 mod ooxml;
@@ -17,84 +23,14 @@ mod xml;
 
 use std::io::{Cursor, Read};
 
+pub use crate::decode::{DecodeError, Limits};
+pub use json_export::Structured;
+
 pub use ai::{AiMessage, AiTool, ai_messages, strings_of, text_field};
 pub use mime::{MailItem, MailText, Transfer, looks_like_email, mail_items};
 pub use pdf::{looks_like_pdf, pdf_pages};
 pub use rtf::{looks_like_rtf, rtf_text};
 pub use sqlite::{SQLITE_MAGIC, SqlCell, SqlCells, looks_like_sqlite, sqlite_cells};
-
-/// Bounds on what reading one document or message may cost.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Bytes of one XML part (or email part) decompressed and parsed at most; a bigger part is
-    /// left with a warning.
-    pub max_part: u64,
-    /// Decompressed : compressed ratio beyond which a part is left (zip bombs).
-    pub max_ratio: u64,
-    /// Attachments inside attachments (and documents inside email), at most this deep.
-    pub max_depth: u8,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_part: 64 << 20,
-            max_ratio: 100,
-            max_depth: 4,
-        }
-    }
-}
-
-/// Why a document or message could not be read (or a part of it left out).
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    /// The zip container.
-    #[error("not a readable zip container ({0})")]
-    Zip(String),
-    /// A part is not well-formed XML.
-    #[error("{part}: not well-formed XML at byte {at} ({reason})")]
-    Xml {
-        /// The part's name in the container.
-        part: String,
-        /// Byte offset of the error in the part.
-        at: usize,
-        /// The parser's words.
-        reason: String,
-    },
-    /// A part over [`Limits::max_part`] or [`Limits::max_ratio`].
-    #[error("{part}: expands beyond {limit} bytes; left out")]
-    TooBig {
-        /// The part.
-        part: String,
-        /// The limit it met.
-        limit: u64,
-    },
-    /// Reading a part failed.
-    #[error("{part}: cannot decompress ({reason})")]
-    Read {
-        /// The part.
-        part: String,
-        /// Why.
-        reason: String,
-    },
-    /// A PDF that does not parse.
-    #[error("not a readable PDF ({0})")]
-    Pdf(String),
-    /// A SQLite database that cannot be read.
-    #[error("not a readable SQLite database ({0})")]
-    Sqlite(String),
-    /// An AI tool's history file that cannot be read (or only in part).
-    #[error("{tool} history: {reason}")]
-    History {
-        /// The tool (`claude-code`, …).
-        tool: &'static str,
-        /// What was wrong.
-        reason: String,
-    },
-    /// Not an email message.
-    #[error("not a MIME message")]
-    NotMail,
-}
 
 /// Which kind of office document a zip is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -125,7 +125,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let email = body.email.trim().to_owned();
     // Reserved before the password is checked, so parallel attempts cannot overtake the limits.
-    let attempt = match Attempt::reserve(state.limiter(), &addr, &email, Instant::now()) {
+    let attempt = match Attempt::reserve(state.limiter(), &addr, &email, state.now()).await? {
         Ok(a) => a,
         Err(refusal) => {
             audit_refusal(&state, &refusal, &email, &addr).await?;
@@ -182,7 +182,7 @@ pub async fn login(
         .await?;
     let now = state.now();
     let Some(member) = member else {
-        attempt.finish(Outcome::Failure, Instant::now());
+        attempt.finish(Outcome::Failure, state.now()).await?;
         state.metrics().sign_in_failed();
         let entry = AuditEntry {
             actor: actor(known_email),
@@ -197,7 +197,7 @@ pub async fn login(
             "wrong email or password",
         ));
     };
-    attempt.finish(Outcome::Success, Instant::now());
+    attempt.finish(Outcome::Success, state.now()).await?;
     let token = new_token();
     let expires_at = now + state.session_ttl();
     let hash = sha256_hex(token.as_bytes());

@@ -106,6 +106,14 @@ impl Store for Stalling {
     fn audit_log(&self, limit: usize, before: Option<i64>) -> R<Vec<AuditEvent>> {
         self.inner.audit_log(limit, before)
     }
+    fn limiter_update(
+        &self,
+        k: &[String],
+        now: DateTime<Utc>,
+        f: &mut dyn FnMut(&mut [crate::store::LimiterRow]),
+    ) -> R<()> {
+        self.inner.limiter_update(k, now, f)
+    }
 }
 
 /// On a one-thread runtime, `/healthz` is answered while an integration's key check is stuck

@@ -33,15 +33,16 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::lifecycle::{self, Cancel, record_works as working, settle};
 use super::{
     AuditEntry, AuditEvent, Credentials, Exposure, ExposureReport, ExposureSummary, ImportCount,
-    KeyCheck, KeyRecord, LAST_USED_RESOLUTION, LookupHit, LookupStatus, Member, MemberRef, NewKey,
-    NewMember, Result, Role, Rotation, SESSION_IDLE, Session, Store, StoreError,
+    KeyCheck, KeyRecord, LAST_USED_RESOLUTION, LIMITER_SWEEP, LimiterRow, LookupHit, LookupStatus,
+    Member, MemberRef, NewKey, NewMember, Result, Role, Rotation, SESSION_IDLE, Session, Store,
+    StoreError,
 };
 use crate::key::KeyKind;
 
 pub use url::DbUrl;
 
 /// Forward migrations: entry `i` brings a database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema-1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema-1.sql"), include_str!("schema-2.sql")];
 
 /// Key of the advisory lock that serializes migrations (any constant, the same everywhere).
 const MIGRATION_LOCK: i64 = 0x6f66_666b_6579_0001;
@@ -1122,6 +1123,60 @@ impl Store for PgStore {
                 detail: r.get(5),
             })
             .collect())
+        })
+    }
+
+    fn limiter_update(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+        f: &mut dyn FnMut(&mut [LimiterRow]),
+    ) -> Result<()> {
+        let sorted = super::limiter_keys(keys);
+        self.tx(|tx| {
+            // One upsert creates the missing rows and locks all of them, in key order (so two
+            // calls never lock in a cycle), answering their committed state. A row lock, not an
+            // atomic counter upsert: the limits are decided on several rows at once (address,
+            // email and both), and not SERIALIZABLE: a burst of sign-ins on one email would abort
+            // and retry where it now queues for a few microseconds.
+            let read = tx
+                .query(
+                    "INSERT INTO sign_in_limits (key, state, expires_at)
+                     SELECT k, '', 0 FROM unnest($1::text[]) AS k ORDER BY k
+                     ON CONFLICT (key) DO UPDATE SET state = sign_in_limits.state
+                     RETURNING key, state, expires_at",
+                    &[&sorted],
+                )?
+                .iter()
+                .map(|r| LimiterRow {
+                    key: r.get(0),
+                    state: r.get(1),
+                    expires_at: time(r.get(2)),
+                })
+                .collect();
+            let mut rows = super::limiter_rows(keys, read);
+            f(&mut rows);
+            for row in &rows {
+                if row.state.is_empty() {
+                    tx.execute("DELETE FROM sign_in_limits WHERE key = $1", &[&row.key])?;
+                } else {
+                    tx.execute(
+                        "UPDATE sign_in_limits SET state = $2, expires_at = $3 WHERE key = $1",
+                        &[&row.key, &row.state, &ms(row.expires_at)],
+                    )?;
+                }
+            }
+            Ok(())
+        })?;
+        // Sweep in a statement of its own that waits for no lock (rows another call holds are
+        // skipped), so it can never deadlock with a limiter call.
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM sign_in_limits WHERE key IN (SELECT key FROM sign_in_limits
+                    WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                &[&ms(now), &LIMITER_SWEEP],
+            )?;
+            Ok(())
         })
     }
 }

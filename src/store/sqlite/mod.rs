@@ -12,8 +12,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use super::lifecycle::{self, Cancel, record_works as working, settle};
 use super::{
     AuditEntry, AuditEvent, Credentials, Exposure, ExposureReport, ExposureSummary, ImportCount,
-    KeyCheck, KeyRecord, LAST_USED_RESOLUTION, LookupHit, LookupStatus, Member, MemberRef, NewKey,
-    NewMember, Result, Role, Rotation, SESSION_IDLE, Session, Store, StoreError,
+    KeyCheck, KeyRecord, LAST_USED_RESOLUTION, LIMITER_SWEEP, LimiterRow, LookupHit, LookupStatus,
+    Member, MemberRef, NewKey, NewMember, Result, Role, Rotation, SESSION_IDLE, Session, Store,
+    StoreError,
 };
 use crate::key::KeyKind;
 
@@ -31,7 +32,11 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 /// Forward migrations: entry `i` brings a store from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema-1.sql"), include_str!("schema-2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema-1.sql"),
+    include_str!("schema-2.sql"),
+    include_str!("schema-3.sql"),
+];
 
 /// Reader connections kept open for reuse.
 const READER_POOL: usize = 8;
@@ -1021,6 +1026,62 @@ impl Store for SqliteStore {
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn limiter_update(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+        f: &mut dyn FnMut(&mut [LimiterRow]),
+    ) -> Result<()> {
+        // The one writer (an IMMEDIATE transaction across processes) is the lock on every row.
+        self.with_writer(|conn| {
+            let tx = write_tx(conn)?;
+            let mut read = Vec::with_capacity(keys.len());
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT state, expires_at FROM sign_in_limits WHERE key = ?1",
+                )?;
+                for key in super::limiter_keys(keys) {
+                    let row = stmt
+                        .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?;
+                    if let Some((state, expires_at)) = row {
+                        read.push(LimiterRow {
+                            key,
+                            state,
+                            expires_at: time(expires_at),
+                        });
+                    }
+                }
+            }
+            let mut rows = super::limiter_rows(keys, read);
+            f(&mut rows);
+            for row in &rows {
+                if row.state.is_empty() {
+                    tx.prepare_cached("DELETE FROM sign_in_limits WHERE key = ?1")?
+                        .execute([&row.key])?;
+                } else {
+                    tx.prepare_cached(
+                        "INSERT INTO sign_in_limits (key, state, expires_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (key) DO UPDATE SET state = excluded.state,
+                            expires_at = excluded.expires_at",
+                    )?
+                    .execute(params![
+                        row.key,
+                        row.state,
+                        ms(row.expires_at)
+                    ])?;
+                }
+            }
+            tx.prepare_cached(
+                "DELETE FROM sign_in_limits WHERE rowid IN
+                    (SELECT rowid FROM sign_in_limits WHERE expires_at <= ?1 LIMIT ?2)",
+            )?
+            .execute(params![ms(now), LIMITER_SWEEP])?;
+            tx.commit()?;
+            Ok(())
         })
     }
 }

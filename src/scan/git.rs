@@ -1,0 +1,196 @@
+//! Git as a source of findings: the history (`scan --git`: each distinct blob scanned once,
+//! then fanned out to every path it was introduced at, each with its own allowlists, and one
+//! finding per key and path, at the oldest commit) and the index (`scan --staged`: only the
+//! added and changed lines).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::finding::{Finding, Origin, SourceKind};
+use super::matcher::Matcher;
+use super::policy::Policy;
+use super::scanner::Scanner;
+use crate::key::scrub_name;
+use crate::source::{self, BlobProblem, GitError, History, HistoryOptions};
+
+/// What a history or index scan found and read.
+#[derive(Debug, Default)]
+pub struct GitScan {
+    /// Findings, one per (key, path), in no particular order.
+    pub findings: Vec<Finding>,
+    /// Blobs (or staged files) read.
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Blobs that could not be read (corrupt or missing objects); each was warned about.
+    pub errors: u64,
+    /// The clone is shallow: what was scanned is not the whole history.
+    pub shallow: bool,
+}
+
+/// A warning sink shared by the threads of a history scan. The text may name paths from the
+/// repository: the sink scrubs what it shows.
+pub type SharedWarn<'a> = &'a (dyn Fn(String) + Sync);
+
+/// `scan --git`: scan each distinct blob of the history of `opts.repo` once (blobs over
+/// `max_size` bytes are skipped with a warning), in parallel; one finding per (key, path), with
+/// the oldest commit that introduced it there, its author and date. `policy` applies per path.
+pub fn scan_history(
+    matcher: &Matcher,
+    policy: &Policy,
+    opts: &HistoryOptions,
+    max_size: usize,
+    warn: SharedWarn<'_>,
+) -> Result<GitScan, GitError> {
+    let hist = source::history(opts)?;
+    for w in &hist.warnings {
+        warn(w.clone());
+    }
+    // Each blob is scanned once keeping every finding; each of its paths then gets its own
+    // allowlist and baseline, so an allowlisted first path (fixtures/) does not hide a copy of
+    // the blob elsewhere.
+    let unfiltered = Policy::default();
+    let bytes = AtomicU64::new(0);
+    let errors = AtomicU64::new(0);
+    let found: Mutex<Vec<(usize, Finding)>> = Mutex::new(Vec::new());
+    source::read_blobs(
+        &opts.repo,
+        &hist.blobs,
+        max_size,
+        || {
+            (
+                Scanner::new(matcher, &unfiltered, Box::new(warn)),
+                Vec::new(),
+            )
+        },
+        |(scanner, local), blob, res| {
+            let data = match res {
+                Ok(d) => d,
+                Err(problem) => {
+                    if matches!(problem, BlobProblem::Unreadable(_)) {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let (path, _) = &blob.paths[0];
+                    warn(format!("{path} ({}): {problem}", blob.id));
+                    return;
+                }
+            };
+            bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            let (first_path, first_commit) = &blob.paths[0];
+            local.clear();
+            scanner.scan_any(data, &git_origin(&hist, first_path, *first_commit), local);
+            if local.is_empty() {
+                return;
+            }
+            let mine = fan_out(matcher, policy, &hist, &blob.paths, local);
+            found.lock().expect("findings lock").extend(mine);
+        },
+    );
+    Ok(GitScan {
+        findings: oldest_per_path(found.into_inner().expect("findings lock")),
+        blobs: hist.blobs.len() as u64,
+        bytes: bytes.into_inner(),
+        errors: errors.into_inner() + hist.unreadable,
+        shallow: hist.shallow,
+    })
+}
+
+/// The findings of one blob, scanned as it was at its first path, for each path it was
+/// introduced at (with the commit that did), after that path's allowlists and baseline.
+fn fan_out(
+    matcher: &Matcher,
+    policy: &Policy,
+    hist: &History,
+    paths: &[(String, usize)],
+    local: &[Finding],
+) -> Vec<(usize, Finding)> {
+    let first_path = &paths[0].0;
+    let mut mine = Vec::new();
+    for (path, ci) in paths {
+        let o = git_origin(hist, path, *ci);
+        for f in local {
+            // Paths in findings are scrubbed (a file named after a key): so is the part
+            // replaced, and what replaces it.
+            let shown = f
+                .location
+                .path
+                .replacen(&*scrub_name(first_path), &scrub_name(path), 1);
+            let rule_allows = matcher
+                .rules()
+                .get(&f.rule)
+                .is_some_and(|r| r.allow_paths.is_match(&shown));
+            if rule_allows || !policy.keeps(&shown, &f.secret.sha256()) {
+                continue;
+            }
+            let mut g = f.clone();
+            g.location.path = shown;
+            g.location.commit = o.commit.clone();
+            g.location.author = o.author.clone();
+            if g.location.source == SourceKind::Git {
+                g.location.date = o.date.clone();
+            }
+            mine.push((*ci, g));
+        }
+    }
+    mine
+}
+
+/// One finding per (key, path, conversation, message, entry): the one of the oldest commit
+/// (commits are numbered oldest first).
+fn oldest_per_path(mut all: Vec<(usize, Finding)>) -> Vec<Finding> {
+    all.sort_by_key(|a| a.0);
+    let mut seen = HashSet::new();
+    all.into_iter()
+        .filter(|(_, f)| {
+            seen.insert((
+                f.secret.sha256(),
+                f.location.path.clone(),
+                f.location.conversation.clone(),
+                f.location.message,
+                f.location.entry,
+            ))
+        })
+        .map(|(_, f)| f)
+        .collect()
+}
+
+fn git_origin(hist: &History, path: &str, commit: usize) -> Origin {
+    let c = &hist.commits[commit];
+    Origin {
+        source: Some(SourceKind::Git),
+        path: path.to_owned(),
+        commit: Some(c.id.clone()),
+        author: Some(c.author.clone()),
+        date: Some(c.date.clone()),
+        ..Origin::default()
+    }
+}
+
+/// `scan --staged`: findings on the added or changed lines of the files staged in `repo`, with
+/// staged line numbers (a finding inside an archive or document is kept whole: it has no line
+/// of the staged file).
+pub fn scan_staged(scanner: &mut Scanner<'_>, repo: &Path) -> Result<GitScan, GitError> {
+    let files = source::staged(repo)?;
+    let mut scan = GitScan {
+        blobs: files.len() as u64,
+        bytes: files.iter().map(|f| f.bytes.len() as u64).sum(),
+        ..GitScan::default()
+    };
+    let mut local = Vec::new();
+    for f in files {
+        let origin = Origin {
+            source: Some(SourceKind::Staged),
+            path: f.path.clone(),
+            ..Origin::default()
+        };
+        local.clear();
+        scanner.scan_any(&f.bytes, &origin, &mut local);
+        scan.findings.extend(local.drain(..).filter(|x| {
+            x.location.source != SourceKind::Staged
+                || f.added.binary_search(&(x.location.line as u32)).is_ok()
+        }));
+    }
+    Ok(scan)
+}
