@@ -14,7 +14,8 @@ SECONDS_RUN="${DURATION:-60}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 
-(cd "$ROOT" && cargo build --release --bin offkey --example load >&2)
+# SKIP_BUILD=1: use the release binaries already in TARGET.
+[ -n "${SKIP_BUILD:-}" ] || (cd "$ROOT" && cargo build --release --bin offkey --example load >&2)
 BIN="$TARGET/release/offkey"
 LOAD="$TARGET/release/examples/load"
 

@@ -105,8 +105,8 @@ pub fn base64_token(data: &[u8]) {
     }
 }
 
-/// Scan `data` as a file named `name`: the dispatch (archives, exports, documents, email) and
-/// every reader it picks.
+/// Scan `data` as a file named `name` with the one scan pipeline (`scan::Scanner`): the
+/// dispatch (archives, exports, documents, email) and every reader it picks.
 fn scan_named(name: &str, data: &[u8]) {
     let origin = Origin {
         path: name.to_owned(),
@@ -114,8 +114,7 @@ fn scan_named(name: &str, data: &[u8]) {
     };
     let policy = Policy::default();
     let mut out: Vec<Finding> = Vec::new();
-    let mut scanner = Scanner::new(shared_matcher(), &policy, Box::new(|_| {}));
-    scanner.scan_any(data, &origin, &mut out);
+    Scanner::new(shared_matcher(), &policy, Box::new(|_| {})).scan_any(data, &origin, &mut out);
 }
 
 /// A ChatGPT export (`conversations.json`).
@@ -195,9 +194,14 @@ pub fn ai_tools(data: &[u8]) {
         ..Origin::default()
     };
     let policy = Policy::default();
-    let mut out = Vec::new();
-    let mut scanner = Scanner::new(shared_matcher(), &policy, Box::new(|_| {}));
-    scanner.scan_ai_file(tool, rest, std::path::Path::new(file), &origin, &mut out);
+    let mut out: Vec<Finding> = Vec::new();
+    Scanner::new(shared_matcher(), &policy, Box::new(|_| {})).scan_ai_file(
+        tool,
+        rest,
+        std::path::Path::new(file),
+        &origin,
+        &mut out,
+    );
 }
 
 /// Write `data` to a private temporary file and hand its path to `f` (the loaders read files).

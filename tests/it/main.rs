@@ -16,6 +16,7 @@ mod integrations;
 mod leaks;
 mod network;
 mod postgres;
+mod properties;
 mod scan;
 mod screens;
 mod service;
