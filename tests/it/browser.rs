@@ -1,5 +1,6 @@
 //! The Settings → API Keys page in a real browser: Debian's `chromium`, headless, driven through
-//! `chromedriver` (WebDriver) with fantoccini, against `offkey serve` on an ephemeral port.
+//! `chromedriver` (WebDriver) with fantoccini, through haproxy against three `offkey serve`
+//! replicas on one PostgreSQL (`OFFKEY_TEST_DATABASE_URL`), as in production.
 //!
 //! One flow, as a person would use the page: sign in (a wrong password first), find the legacy
 //! key with no recorded creator, create a key and see it once, reload and see only its last 4,
@@ -19,7 +20,7 @@ use fantoccini::key::Key;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use crate::common::{self, Server};
+use crate::common;
 use driver::{Driver, ensure_browser, no_console_errors};
 use page::{
     DESKTOP, NARROW, ROWS, TestResult, active_id, click, css, dialog_closes, dialog_opens,
@@ -42,25 +43,47 @@ fn random_hex(len: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_page_in_a_real_browser() {
     ensure_browser();
-    let data = tempfile::tempdir().expect("temp dir");
+    // The one browser run goes through haproxy to three replicas on one PostgreSQL: the page's
+    // requests land on all of them (sessions, CSRF, the limiter and the keys are shared).
+    // (On threads of their own: the synchronous clients they use cannot run inside this test's
+    // runtime.)
+    let db = std::thread::spawn(crate::postgres::fresh_url)
+        .join()
+        .expect("a fresh schema");
     let admin_pw = random_hex(24);
     let member_pw = random_hex(24);
-    common::add_member(data.path(), "admin@example.com", "admin", &admin_pw);
-    common::add_member(data.path(), "member@example.com", "member", &member_pw);
+    let scratch = tempfile::tempdir().expect("temp dir");
+    for (email, role, pw) in [
+        ("admin@example.com", "admin", &admin_pw),
+        ("member@example.com", "member", &member_pw),
+    ] {
+        common::offkey(scratch.path())
+            .args(["members", "add", "--email", email, "--name", "Test Person"])
+            .args(["--role", role])
+            .args(["--password-stdin", "--database", &db])
+            .env_remove("OFFKEY_DATABASE_URL")
+            .write_stdin(format!("{pw}\n"))
+            .assert()
+            .success();
+    }
 
     // A legacy key, made up here: 32 lowercase hex, created long ago, no recorded creator.
     let legacy = random_hex(32);
     let line =
         json!({"key": legacy, "memo": "Legacy storefront", "created_at": "2024-01-15T10:00:00Z"});
-    let scratch = tempfile::tempdir().expect("temp dir");
     common::offkey(scratch.path())
-        .args(["keys", "import-legacy", "--data"])
-        .arg(data.path())
+        .args(["keys", "import-legacy", "--database", &db])
+        .env_remove("OFFKEY_DATABASE_URL")
         .write_stdin(format!("{line}\n"))
         .assert()
         .success();
 
-    let server = Server::start(data.path());
+    let server = {
+        let db = db.clone();
+        std::thread::spawn(move || crate::postgres::Balanced::start(&db))
+            .join()
+            .expect("replicas and balancer")
+    };
     report_exposure(&server.url, &admin_pw, &legacy).await;
     let driver = Driver::start();
     let admin_profile = tempfile::tempdir().expect("temp dir");
@@ -102,7 +125,7 @@ async fn finish(
     c: &Client,
     name: &str,
     outcome: Result<TestResult, tokio::task::JoinError>,
-    server: &Server,
+    server: &crate::postgres::Balanced,
 ) {
     let failure = match outcome {
         Ok(Ok(())) => None,

@@ -28,7 +28,7 @@ fn database_url() -> String {
 }
 
 /// A URL whose connections use a fresh, empty schema.
-fn fresh_url() -> String {
+pub(crate) fn fresh_url() -> String {
     let url = database_url();
     let schema = format!("it_{}", offkey::store::new_id("").to_lowercase());
     let mut admin = postgres::Client::connect(&url, postgres::NoTls)
@@ -41,9 +41,10 @@ fn fresh_url() -> String {
 }
 
 /// `offkey serve --database URL` on a free port.
-struct Replica {
+pub(crate) struct Replica {
     child: Child,
     url: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Replica {
@@ -57,6 +58,7 @@ impl Replica {
             .args(args)
             .env_remove("OFFKEY_DATA")
             .env_remove("OFFKEY_DATABASE_URL")
+            .env("OFFKEY_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -64,25 +66,37 @@ impl Replica {
             .expect("start offkey serve");
         let stderr = child.stderr.take().expect("piped");
         let (tx, rx) = mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&log);
         std::thread::spawn(move || {
-            let mut log = String::new();
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                {
+                    let mut l = sink.lock().expect("log lock");
+                    l.push_str(&line);
+                    l.push('\n');
+                }
                 if let Some(url) = line.strip_prefix("offkey serve listening on ") {
                     let _ = tx.send(Ok(url.trim().to_owned()));
                 }
-                log.push_str(&line);
-                log.push('\n');
             }
-            let _ = tx.send(Err(log));
+            let _ = tx.send(Err(()));
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok(url)) => Replica { child, url },
-            other => {
+            Ok(Ok(url)) => Replica { child, url, log },
+            _ => {
                 let _ = child.kill();
-                panic!("offkey serve --database did not start: {other:?}");
+                panic!(
+                    "offkey serve --database did not start: {}",
+                    log.lock().expect("log lock")
+                );
             }
         }
+    }
+
+    /// Everything the replica wrote on stderr so far.
+    pub(crate) fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
     }
 
     fn client(&self) -> offkey::client::Client {
@@ -467,14 +481,14 @@ fn free_port() -> u16 {
 }
 
 /// haproxy in front of `backends`, round robin, health-checked on `GET /healthz`.
-struct Balancer {
+pub(crate) struct Balancer {
     child: Child,
     url: String,
     _dir: tempfile::TempDir,
 }
 
 impl Balancer {
-    fn start(backends: &[&Replica]) -> Balancer {
+    pub(crate) fn start(backends: &[&Replica]) -> Balancer {
         let haproxy = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -636,6 +650,35 @@ fn keys_import_legacy_takes_the_database_option_and_wins_over_data() {
         )
         .expect("lookup")[0];
     assert_eq!(hit.status, offkey::store::LookupStatus::Active);
+}
+
+/// Three replicas on the database `db` behind haproxy: what the browser test runs against.
+pub(crate) struct Balanced {
+    /// The balancer's URL.
+    pub(crate) url: String,
+    replicas: Vec<Replica>,
+    _lb: Balancer,
+}
+
+impl Balanced {
+    pub(crate) fn start(db: &str) -> Balanced {
+        let replicas: Vec<Replica> = (0..3).map(|_| Replica::start(db)).collect();
+        let lb = Balancer::start(&replicas.iter().collect::<Vec<_>>());
+        Balanced {
+            url: lb.url.clone(),
+            replicas,
+            _lb: lb,
+        }
+    }
+
+    /// The three replicas' logs.
+    pub(crate) fn log(&self) -> String {
+        self.replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("--- replica {i} ---\n{}", r.log()))
+            .collect()
+    }
 }
 
 /// Three replicas and a balancer in front of them, on a fresh schema with one admin.
