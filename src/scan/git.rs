@@ -3,10 +3,11 @@
 //! finding per key and path, at the oldest commit) and the index (`scan --staged`: only the
 //! added and changed lines).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::finding::{Finding, Origin, SourceKind};
 use super::matcher::Matcher;
@@ -58,12 +59,33 @@ pub fn scan_history(
     // allowlist and baseline, so an allowlisted first path (fixtures/) does not hide a copy of
     // the blob elsewhere.
     let unfiltered = Policy::default();
-    let bytes = AtomicU64::new(0);
+    // The whole history: every pack is walked in delta order first, each blob scanned without
+    // a path; only the blobs that gave a finding or a warning there (or are over the size
+    // limit, or were not in a pack that could be walked: loose, corrupt, missing) are read
+    // again and scanned at their paths as before, so the findings and warnings are the same.
+    let walk = (opts.range.is_none() && opts.since.is_none() && !hist.blobs.is_empty())
+        .then(|| walk_packs(matcher, &unfiltered, opts, max_size, warn))
+        .flatten();
+    let (todo, walked_bytes) = match &walk {
+        Some(walk) => {
+            let mut walked_bytes = 0;
+            let mut todo = Vec::new();
+            for b in &hist.blobs {
+                match walk.seen.get(&b.id) {
+                    Some(size) if !walk.wanted.contains(&b.id) => walked_bytes += size,
+                    _ => todo.push(b.clone()),
+                }
+            }
+            (Cow::Owned(todo), walked_bytes)
+        }
+        None => (Cow::Borrowed(&hist.blobs[..]), 0),
+    };
+    let bytes = AtomicU64::new(walked_bytes);
     let errors = AtomicU64::new(0);
     let found: Mutex<Vec<(usize, Finding)>> = Mutex::new(Vec::new());
     source::read_blobs(
         &opts.repo,
-        &hist.blobs,
+        &todo,
         max_size,
         || {
             (
@@ -105,6 +127,53 @@ pub fn scan_history(
         errors: errors.into_inner() + hist.unreadable,
         shallow: hist.shallow,
     })
+}
+
+/// Walk the packs of `opts.repo` (see [`source::walk_packs`]), scanning each blob with no path:
+/// a blob is wanted when that scan gives a finding or a warning. `None` when the walk cannot
+/// stand in for the per-path scan: a rule whose path allowlist matches the empty path would
+/// hide there what it shows at another path.
+fn walk_packs(
+    matcher: &Matcher,
+    unfiltered: &Policy,
+    opts: &HistoryOptions,
+    max_size: usize,
+    warn: SharedWarn<'_>,
+) -> Option<source::PackWalk> {
+    if matcher
+        .rules()
+        .rules
+        .iter()
+        .any(|r| r.allow_paths.is_match(""))
+    {
+        return None;
+    }
+    let objects = source::open_repo(&opts.repo).ok()?.path().join("objects");
+    let origin = Origin {
+        source: Some(SourceKind::Git),
+        ..Origin::default()
+    };
+    let walk = source::walk_packs(
+        &objects,
+        max_size,
+        rayon::current_num_threads(),
+        || {
+            let warned = Arc::new(AtomicBool::new(false));
+            let flag = warned.clone();
+            let sink = Box::new(move |_: String| flag.store(true, Ordering::Relaxed));
+            (Scanner::new(matcher, unfiltered, sink), warned, Vec::new())
+        },
+        |(scanner, warned, local), data| {
+            local.clear();
+            warned.store(false, Ordering::Relaxed);
+            scanner.scan_any(data, &origin, local);
+            !local.is_empty() || warned.load(Ordering::Relaxed)
+        },
+    );
+    for w in &walk.warnings {
+        warn(w.clone());
+    }
+    Some(walk)
 }
 
 /// The findings of one blob, scanned as it was at its first path, for each path it was

@@ -6,6 +6,7 @@ mod archive;
 mod fs;
 mod git;
 mod origin;
+mod pack;
 
 pub use ai_history::{AiFile, Looked, discover as discover_ai_history};
 pub use archive::{
@@ -17,3 +18,4 @@ pub use git::{
     open as open_repo, read_blobs, staged,
 };
 pub use origin::{Origin, SourceKind};
+pub use pack::{PackWalk, walk_packs};
