@@ -492,17 +492,18 @@ fn scan_history(
         range: args.range.clone(),
         since,
     };
+    // Under `--images`, image blobs are read by OCR instead of scanned as bytes.
+    let ocr = |data: &[u8], origin: &crate::scan::Origin, warn: &mut dyn FnMut(String)| {
+        images.walked(data, origin, &crate::scan::Policy::default(), warn)
+    };
+    let hook: Option<crate::scan::BlobHook<'_>> = if args.images { Some(&ocr) } else { None };
     let scan = crate::scan::scan_history(
         &setup.matcher,
         &setup.policy,
         &opts,
         args.max_file_size as usize,
         &warn_stderr,
-        Some(
-            &|data: &[u8], origin: &crate::scan::Origin, warn: &mut dyn FnMut(String)| {
-                images.walked(data, origin, &crate::scan::Policy::default(), warn)
-            },
-        ),
+        hook,
     )?;
     if scan.shallow {
         eprintln!(

@@ -63,9 +63,12 @@ pub fn scan_history(
     // a path; only the blobs that gave a finding or a warning there (or are over the size
     // limit, or were not in a pack that could be walked: loose, corrupt, missing) are read
     // again and scanned at their paths as before, so the findings and warnings are the same.
-    let walk = (opts.range.is_none() && opts.since.is_none() && !hist.blobs.is_empty())
-        .then(|| walk_packs(matcher, &unfiltered, opts, max_size, warn))
-        .flatten();
+    // A blob hook (images read by OCR under `--images`) needs each blob at its path, so it
+    // keeps the per-blob read.
+    let walk =
+        (opts.range.is_none() && opts.since.is_none() && hook.is_none() && !hist.blobs.is_empty())
+            .then(|| walk_packs(matcher, &unfiltered, opts, max_size, warn))
+            .flatten();
     let (todo, walked_bytes) = match &walk {
         Some(walk) => {
             let mut walked_bytes = 0;

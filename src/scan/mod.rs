@@ -17,7 +17,7 @@ mod stream;
 
 pub use blob::LineIndex;
 pub use finding::{Encoding, Finding, Location, Origin, SourceKind, Verification, VerifyStatus};
-pub use git::{GitScan, SharedWarn, scan_history, scan_staged};
+pub use git::{BlobHook, GitScan, SharedWarn, scan_history, scan_staged};
 pub use matcher::{Match, Matcher};
 pub use policy::{Baseline, Config, ConfigError, Policy};
 pub use scanner::{Scanner, WarnSink};

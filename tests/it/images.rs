@@ -221,6 +221,51 @@ fn an_image_on_standard_input_is_read() {
 }
 
 #[test]
+fn images_in_a_packed_git_history_are_read_only_with_images() {
+    need_tesseract();
+    let tree = Tree::new();
+    let s = shot(
+        &tree,
+        "docs/shot.png",
+        Style::Terminal,
+        2,
+        ImageFormat::Png,
+        4,
+        0,
+    );
+    let named = offkey_in(
+        tree.root(),
+        &["scan", "--format", "json", arg(&s.path)],
+        None,
+    );
+    let mut want = hashes(&named);
+    assert!(
+        !want.is_empty(),
+        "no key read from the named image\n{}",
+        named.stderr
+    );
+    let root = tree.root();
+    crate::util::git(root, &["init", "-q", "-b", "main"]);
+    crate::util::git(root, &["add", "-A"]);
+    crate::util::git(root, &["commit", "-q", "-m", "a screenshot"]);
+    // Packed, so the full-history scan's pack walk is in play.
+    crate::util::git(root, &["gc", "-q"]);
+    let plain = offkey_in(root, &["scan", "--format", "json", "--git"], None);
+    assert!(hashes(&plain).is_empty(), "{}", plain.stderr);
+    let walked = offkey_in(
+        root,
+        &["scan", "--images", "--format", "json", "--git"],
+        None,
+    );
+    let mut got = hashes(&walked);
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "{}", walked.stderr);
+    assert_eq!(walked.status, Some(1));
+    assert_no_key_leak(&[&walked.stdout, &walked.stderr], &s.keys);
+}
+
+#[test]
 fn images_in_a_folder_are_read_only_with_images() {
     need_tesseract();
     let tree = Tree::new();
