@@ -1,7 +1,7 @@
 //! One blob's bytes → findings with line and column, after inline `offkey:allow` comments and
 //! the policy (allowlists, baseline).
 
-use super::finding::{Finding, Location, Origin, SourceKind};
+use super::finding::{Finding, Location, Origin};
 use super::matcher::{Match, Matcher};
 use super::policy::Policy;
 use super::scanner::Scanner;
@@ -75,40 +75,12 @@ pub(super) fn to_finding(
     if !policy.keeps(&origin.path, &sha) {
         return None;
     }
-    // A file or archive member named after a key must not carry it into the report.
-    let path = crate::key::scrub_name(&origin.path);
     Some(Finding {
         rule: rule.id.clone(),
         kind: rule.kind,
         confidence: rule.confidence,
         secret: m.secret.clone(),
-        location: Location {
-            source: origin.source.unwrap_or(SourceKind::File),
-            path: path.into_owned(),
-            line,
-            column,
-            commit: origin.commit.clone(),
-            author: origin.author.clone(),
-            date: origin.date.clone(),
-            conversation: origin.conversation.clone(),
-            message: origin.message,
-            role: origin.role.clone(),
-            entry: origin.entry,
-            field: origin.field.clone(),
-            part: origin.part.clone(),
-            page: origin.page,
-            sheet: origin.sheet.clone(),
-            cell: origin.cell.clone(),
-            slide: origin.slide,
-            message_id: origin.message_id.clone(),
-            subject: origin.subject.clone(),
-            tool: origin.tool.clone(),
-            session: origin.session.clone(),
-            table: origin.table.clone(),
-            row: origin.row,
-            column_name: origin.column_name.clone(),
-            bbox: None,
-        },
+        location: Location::at(origin, line, column),
         encoding: m.encoding,
         verification: None,
         rotated_to: None,

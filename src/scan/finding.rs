@@ -97,11 +97,17 @@ impl Location {
     /// The location of `origin` before a line and column are known (both 0); the path
     /// scrubbed of keys (a file named after one).
     fn from_origin(origin: &Origin) -> Location {
+        Location::at(origin, 0, 0)
+    }
+
+    /// The location of `origin` at `line` and `column`; the path scrubbed of keys (a file or
+    /// archive member named after one must not carry it into the report).
+    pub(crate) fn at(origin: &Origin, line: usize, column: usize) -> Location {
         Location {
             source: origin.source.unwrap_or(SourceKind::File),
             path: crate::key::scrub_name(&origin.path).into_owned(),
-            line: 0,
-            column: 0,
+            line,
+            column,
             commit: origin.commit.clone(),
             author: origin.author.clone(),
             date: origin.date.clone(),
