@@ -34,6 +34,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("rules", rules),
     ("config", config),
     ("api_bodies", api_bodies),
+    ("ocr_recover", ocr_recover),
+    ("pack", pack),
 ];
 
 fn shared_matcher() -> &'static Matcher {
@@ -236,4 +238,64 @@ pub fn api_bodies(data: &[u8]) {
     let _ = serde_json::from_slice::<RotateBody>(data);
     let _ = serde_json::from_slice::<LookupBody>(data);
     let _ = serde_json::from_slice::<ExposuresBody>(data);
+}
+
+/// The OCR-correction search (`ocr::recover`) on arbitrary OCR text, each line as OCR would
+/// hand it over, and Tesseract's TSV parser on the same text: every candidate's span lies inside
+/// its line, in order, and a recovered key took at most `MAX_EDITS` corrections.
+pub fn ocr_recover(data: &[u8]) {
+    use crate::ocr::recover::{MAX_EDITS, Outcome, recover};
+    let text = String::from_utf8_lossy(data);
+    for line in text.lines() {
+        let chars = line.chars().count();
+        let mut last = 0;
+        for c in recover(line) {
+            assert!(
+                c.span.start < c.span.end && c.span.end <= chars,
+                "candidate {:?} outside a line of {chars} characters",
+                c.span
+            );
+            assert!(c.span.start >= last, "candidates out of order");
+            last = c.span.start;
+            if let Outcome::Key { corrections, .. } = c.outcome {
+                assert!(corrections <= MAX_EDITS, "{corrections} corrections");
+            }
+        }
+    }
+    for words in crate::ocr::parse_tsv(&text) {
+        assert!(!words.is_empty(), "a TSV line without words");
+    }
+}
+
+/// A pack and its index (`source::walk_packs`, the delta-order walk of git history):
+/// the first four bytes (little-endian) give the index's length, the index follows, then the
+/// pack. Deltas in the pack are applied to their bases by the walk. A pack that cannot be
+/// walked must come back as a warning naming it, never a panic.
+pub fn pack(data: &[u8]) {
+    let Some((len, rest)) = data.split_first_chunk::<4>() else {
+        return;
+    };
+    let len = (u32::from_le_bytes(*len) as usize).min(rest.len());
+    let (idx, pack) = rest.split_at(len);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let packs = dir.path().join("pack");
+    std::fs::create_dir(&packs).expect("create objects/pack");
+    std::fs::write(packs.join("pack-fuzz.idx"), idx).expect("write the index");
+    std::fs::write(packs.join("pack-fuzz.pack"), pack).expect("write the pack");
+    let walk = crate::source::walk_packs(
+        dir.path(),
+        1 << 20,
+        1,
+        || (),
+        |_, blob: &[u8]| {
+            assert!(blob.len() <= 1 << 20, "a blob over the size limit visited");
+            false
+        },
+    );
+    for w in &walk.warnings {
+        assert!(
+            w.contains("pack-fuzz.pack"),
+            "a warning not naming the pack: {w}"
+        );
+    }
 }
