@@ -1,6 +1,6 @@
 //! The key service under faults: `offkey serve` killed with SIGKILL in the middle of concurrent
 //! creates, deletes and rotations (on SQLite and on PostgreSQL), its store's disk filling up (a
-//! small tmpfs), and its PostgreSQL server stopped and started under load.
+//! small tmpfs), its store turning read-only (immutable files on a loop-mounted ext4), and its PostgreSQL server stopped and started under load.
 //! Every answered `201`/`204` must survive, nothing half-done may be visible, writes that cannot
 //! be stored answer `503` with `Retry-After`, and the service recovers without a restart.
 
@@ -674,6 +674,185 @@ fn disk_full_store_refuses_writes_with_503_keeps_reads_and_recovers_by_itself() 
         assert_eq!(status, 200);
     }
     assert!(!ids.contains(&deleted.id), "the answered delete survived");
+}
+
+/// An ext4 file system in a loop-mounted image for one test: unlike tmpfs it keeps the immutable
+/// attribute, which ext4 checks on every write, also through files already open.
+struct Ext4 {
+    dir: tempfile::TempDir,
+    _image: tempfile::NamedTempFile,
+}
+
+impl Ext4 {
+    fn mount(size: &str) -> Ext4 {
+        let image = tempfile::NamedTempFile::new().expect("image file");
+        let run = |cmd: &mut Command, what: &str| {
+            let out = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("run {what}: {e} -- install e2fsprogs and util-linux"));
+            assert!(
+                out.status.success(),
+                "{what} failed: {} -- the read-only store test needs root (or CAP_SYS_ADMIN \
+                 and loop devices), e2fsprogs (mkfs.ext4, chattr) and util-linux (mount)",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(
+            Command::new("truncate")
+                .args(["-s", size])
+                .arg(image.path()),
+            "truncate",
+        );
+        run(
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F"])
+                .arg(image.path()),
+            "mkfs.ext4",
+        );
+        let dir = tempfile::tempdir().expect("mount point");
+        run(
+            Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(image.path())
+                .arg(dir.path()),
+            "mount -o loop",
+        );
+        Ext4 { dir, _image: image }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Set (`+i`) or clear (`-i`) the immutable attribute on `paths`.
+fn chattr(flag: &str, paths: &[PathBuf]) {
+    let out = Command::new("chattr")
+        .arg(flag)
+        .args(paths)
+        .output()
+        .expect("run chattr (e2fsprogs)");
+    assert!(
+        out.status.success(),
+        "chattr {flag}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The store turning read-only under the running service. A read-only remount is refused by
+/// the kernel while the service holds its database open (EBUSY), and ext4's own emergency
+/// read-only (after an error) cannot be undone without unmounting, so the store's files and
+/// folder are made immutable instead (ext4 refuses every write to them, from open files too,
+/// with EPERM, as a read-only mount does with EROFS). SQLite's shared-memory index (`-shm`,
+/// mapped into memory) stays writable: writes to an immutable mapping end in SIGBUS, which is
+/// not a read-only store but a lost page. Writes answer 503, reads keep working, and writes
+/// recover by themselves once the files are writable again; nothing is corrupted.
+#[test]
+fn read_only_store_refuses_writes_with_503_keeps_reads_and_recovers_by_itself() {
+    let fs = Ext4::mount("64M");
+    let data = fs.path().join("data");
+    add_member(&data, ADMIN, "admin", PASSWORD);
+    let server = Server::start_with(&data, &[], "warn");
+    let api = Api::sign_in(&server.url);
+    let mut answered = Vec::new();
+    for i in 0..5 {
+        let a = api.create(&format!("before {i}")).expect("create answers");
+        assert_eq!(a.0, 201, "{}", a.1);
+        answered.push(held(&a.1));
+    }
+
+    let mut frozen: Vec<PathBuf> = std::fs::read_dir(&data)
+        .expect("list the store")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !p.to_string_lossy().ends_with("-shm"))
+        .collect();
+    assert!(
+        frozen.iter().any(|p| p.ends_with("keys.db")),
+        "the store is {}: {frozen:?}",
+        data.display()
+    );
+    frozen.push(data.clone());
+    chattr("+i", &frozen);
+
+    let refused = api.create("read-only").expect("create answers");
+    let still = api.create("read-only again").expect("create answers");
+    let rotated = api
+        .rotate(&answered[1].id, "read-only rotation")
+        .expect("rotate answers");
+    let deleted = api.delete(&answered[0].id).expect("delete answers");
+    let reads_ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert_reads_work(&api, &answered, "read-only")
+    }));
+    let health = api.healthz().expect("healthz answers");
+    chattr("-i", &frozen);
+    assert_refused_write(&refused, "read-only store");
+    assert_refused_write(&still, "read-only store, a second write");
+    assert_eq!(
+        rotated.0, 503,
+        "read-only: a rotation answers 503 too: {}",
+        rotated.1
+    );
+    assert_eq!(
+        deleted.0, 503,
+        "read-only: a delete answers 503 too: {}",
+        deleted.1
+    );
+    assert!(reads_ok.is_ok(), "read-only: reads keep working");
+    assert_eq!(
+        health.0, 200,
+        "read-only: the store still answers reads: {}",
+        health.1
+    );
+
+    assert_recovers(&api, &mut answered, "after read-only");
+    let (status, body, _) = api.delete(&answered[0].id).expect("delete answers");
+    assert_eq!(status, 204, "{body}");
+    let deleted = answered.remove(0);
+    // The refused rotation left the old key working and made no new one.
+    let (status, body, _) = api.account(&answered[0].key).expect("account answers");
+    assert_eq!(
+        status, 200,
+        "the key of the refused rotation still works: {body}"
+    );
+
+    let log = server.stop();
+    assert!(
+        log.contains("key store unavailable"),
+        "the server log says why writes were refused:\n{log}"
+    );
+    for h in answered.iter().chain([&deleted]) {
+        assert!(!log.contains(&h.key), "a whole key reached the server log");
+    }
+    let db = rusqlite::Connection::open(data.join("keys.db")).expect("open keys.db");
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check");
+    assert_eq!(check, "ok");
+    drop(db);
+    let server = Server::start_with(&data, &[], "warn");
+    let api = api.at(&server.url);
+    let listed = api.listed();
+    let ids: HashSet<String> = listed.iter().map(|(id, _)| id.clone()).collect();
+    for h in &answered {
+        assert!(ids.contains(&h.id), "an answered create survived");
+        let (status, _, _) = api.account(&h.key).expect("account answers");
+        assert_eq!(status, 200);
+    }
+    assert!(!ids.contains(&deleted.id), "the answered delete survived");
+    assert_eq!(
+        listed.len(),
+        answered.len(),
+        "nothing refused was stored: {listed:?}"
+    );
 }
 
 /// A private PostgreSQL server for one test (so stopping it leaves the shared one alone),

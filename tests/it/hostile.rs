@@ -4,7 +4,9 @@
 //! zips. For each: no crash, no hang (runs are killed after 60 s), a warning naming the path
 //! where something was skipped, and every key elsewhere still found. The big cases (a 2 GB line,
 //! a million files, 500 MB exports, a 30,000² image) are in bench/hostile.sh.
-//! (Symlink loops, FIFOs, unreadable files, zip bombs and cut gzip are in scan.rs and sources.rs.)
+//! Also: a file deleted between walk and read, character devices in the tree, invalid UTF-8,
+//! unreadable files and folders (the scan run as `nobody`).
+//! (Symlink loops, FIFOs, zip bombs and cut gzip are in scan.rs and sources.rs.)
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -378,6 +380,196 @@ fn rtf_xml_and_mime_nested_ten_thousand_deep_do_not_crash() {
             hit || run.stderr.contains(path),
             "{path}: neither its key nor a warning naming it: {}",
             run.stderr
+        );
+    }
+}
+
+/// A file listed by the walk and gone when it is opened: the walk reads a folder's entries
+/// whole before it visits any of them (one thread here, so the order is fixed), so deleting a
+/// sibling from the visitor of the first file deletes it between walk and read. The error names
+/// it and every other file is still read.
+#[test]
+fn a_file_deleted_between_walk_and_read_is_named_and_the_others_are_read() {
+    use offkey::source::{Event, WalkOptions, walk};
+    use std::sync::Mutex;
+    let tree = Tree::new();
+    let names = ["a.env", "b.env", "c.env", "d.env"];
+    for n in names {
+        tree.file(&format!("dir/{n}"), format!("K={}\n", current_key()));
+    }
+    let seen: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let deleted: Mutex<Option<String>> = Mutex::new(None);
+    let opts = WalkOptions {
+        roots: vec![tree.root().to_path_buf()],
+        excludes: Vec::new(),
+        gitignore: false,
+        max_file_size: 1 << 20,
+        threads: 1,
+    };
+    walk(&opts, || {
+        |ev: Event<'_>| match ev {
+            Event::Blob(bytes, origin) => {
+                assert!(
+                    String::from_utf8_lossy(bytes).contains("oc_live_"),
+                    "{}: read whole",
+                    origin.path
+                );
+                let mut seen = seen.lock().unwrap();
+                seen.push(origin.path.clone());
+                let mut deleted = deleted.lock().unwrap();
+                if deleted.is_none() {
+                    // The last of the others in name order that is not read yet.
+                    let victim = names
+                        .iter()
+                        .rev()
+                        .map(|n| format!("dir/{n}"))
+                        .find(|p| !seen.contains(p))
+                        .expect("another file");
+                    std::fs::remove_file(tree.path(&victim)).expect("delete");
+                    *deleted = Some(victim);
+                }
+            }
+            Event::Large(_, _, origin) => panic!("{}: small files are read whole", origin.path),
+            Event::Error(e) => errors.lock().unwrap().push(e),
+            Event::Skipped(s) => panic!("nothing is skipped here: {s}"),
+        }
+    })
+    .expect("the walk runs");
+    let victim = deleted.into_inner().unwrap().expect("a file was deleted");
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    let errors = errors.into_inner().unwrap();
+    assert_eq!(
+        errors.len(),
+        1,
+        "one error, for the deleted file ({victim}): {errors:?}"
+    );
+    assert!(
+        errors[0].starts_with(&format!("{victim}: ")) && errors[0].contains("No such file"),
+        "the error names the deleted file and says why: {errors:?}"
+    );
+    let mut others: Vec<String> = names
+        .iter()
+        .map(|n| format!("dir/{n}"))
+        .filter(|p| *p != victim)
+        .collect();
+    others.sort();
+    assert_eq!(seen, others, "every other file is read, once");
+}
+
+/// Character devices in the tree (`zero`, `null` and `tty` nodes, made with mknod) are never
+/// opened: reading `zero` never ends, opening `tty` fails (no controlling terminal: the scan
+/// would exit 2) or reads the terminal (the scan would hang).
+#[test]
+fn devices_in_the_tree_are_not_opened_and_the_rest_is_scanned() {
+    let (tree, key) = tree_with_sentinel();
+    tree.dir("dev");
+    for (name, major, minor) in [("zero", "1", "5"), ("null", "1", "3"), ("tty", "5", "0")] {
+        let out = std::process::Command::new("mknod")
+            .arg(tree.path(&format!("dev/{name}")))
+            .args(["c", major, minor])
+            .output()
+            .expect("run mknod (coreutils)");
+        assert!(
+            out.status.success(),
+            "mknod needs root (CAP_MKNOD), as the rest of the suite: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let run = scan(&tree);
+    assert_eq!(run.status, Some(1), "{}", run.stderr);
+    assert_eq!(
+        found(&run),
+        BTreeSet::from([("sentinel.env".to_owned(), sha256(&key))])
+    );
+}
+
+/// Invalid UTF-8 all around a key (lone continuation bytes, overlong forms, surrogates, 0xFF):
+/// the key is found once, at its place.
+#[test]
+fn invalid_utf8_around_a_key_does_not_hide_it() {
+    let (tree, key) = tree_with_sentinel();
+    let planted = current_key();
+    let mut bytes = b"\x80\xbf\xc0\xaf\xed\xa0\x80\xff\xfe\xf8\x88\x80\x80\x80 K=".to_vec();
+    bytes.extend_from_slice(planted.as_bytes());
+    bytes.extend_from_slice(b"\n\xc3\x28\xe2\x82\x28\xf0\x28\x8c\xbc\xff\n");
+    tree.file("bad.txt", &bytes);
+    let run = scan(&tree);
+    assert_eq!(run.status, Some(1), "{}", run.stderr);
+    assert_eq!(
+        found(&run),
+        BTreeSet::from([
+            ("sentinel.env".to_owned(), sha256(&key)),
+            ("bad.txt".to_owned(), sha256(&planted)),
+        ])
+    );
+    let f = run
+        .findings()
+        .into_iter()
+        .find(|f| f["location"]["path"] == "bad.txt")
+        .expect("the planted finding");
+    assert_eq!(f["location"]["line"], 1, "{f}");
+}
+
+/// Unreadable files and folders, for real: root reads mode-000 files, so the scan runs as
+/// `nobody` (setpriv from util-linux). Each is named on stderr and the rest is scanned.
+#[test]
+fn unreadable_files_and_folders_are_named_and_the_rest_is_scanned_as_a_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let (tree, key) = tree_with_sentinel();
+    let hidden = current_key();
+    tree.file("locked.env", format!("K={hidden}\n"));
+    tree.file("shut/inner.env", format!("K={hidden}\n"));
+    let open_key = current_key();
+    tree.file("open/app.env", format!("K={open_key}\n"));
+    let mode = |p: &str, m: u32| {
+        std::fs::set_permissions(tree.path(p), std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    for (p, m) in [
+        ("", 0o755),
+        ("open", 0o755),
+        ("open/app.env", 0o644),
+        ("sentinel.env", 0o644),
+        ("locked.env", 0o000),
+        ("shut", 0o000),
+    ] {
+        mode(p, m);
+    }
+    let bin = env!("CARGO_BIN_EXE_offkey");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin)
+        .args(["scan", ".", "--format", "json"])
+        .current_dir(tree.root())
+        .env("NO_COLOR", "1")
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap_or_else(|e| panic!("run setpriv (util-linux) as root: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("setpriv:"),
+        "setpriv could not drop to nobody (run the tests as root): {stderr}"
+    );
+    let run = Run {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: stderr.clone().into_owned(),
+        stdout_bytes: out.stdout.clone(),
+    };
+    mode("shut", 0o755);
+    assert_eq!(run.status, Some(1), "findings beat errors: {stderr}");
+    assert_eq!(
+        found(&run),
+        BTreeSet::from([
+            ("sentinel.env".to_owned(), sha256(&key)),
+            ("open/app.env".to_owned(), sha256(&open_key)),
+        ])
+    );
+    for p in ["locked.env", "shut"] {
+        assert!(
+            stderr.contains(p) && stderr.contains("ermission denied"),
+            "{p} is named with the reason: {stderr}"
         );
     }
 }
