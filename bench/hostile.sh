@@ -15,7 +15,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 DIR="${BENCH_DIR:-/tmp/offkey-hostile}"
 TIMEOUT="${TIMEOUT:-600}"
-CASES="${CASES:-line2g grow shrink million export500m image30k}"
+CASES="${CASES:-line2g grow shrink million export500m image30k image30k-ocr}"
 
 if [ ! -x /usr/bin/time ]; then
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
@@ -34,10 +34,10 @@ SENTINEL_HASH="$(printf '%s' "$KEY" | sha256sum | cut -c1-64)"
 
 echo "| case | exit | wall s | peak RSS MB | sentinel found | warnings |"
 echo "|---|---:|---:|---:|---|---:|"
-run_case() { # name, dir to scan
-    local name="$1" target="$2" out="$DIR/$1.json" err="$DIR/$1.err" t="$DIR/$1.time"
+run_case() { # name, dir to scan, extra scan arguments
+    local name="$1" target="$2" extra=("${@:3}") out="$DIR/$1.json" err="$DIR/$1.err" t="$DIR/$1.time"
     local code=0
-    timeout "$TIMEOUT" /usr/bin/time -f '%e %M' -o "$t" "$BIN" scan "$target" --max-file-size 8589934592 --format json -o "$out" 2>"$err" || code=$?
+    timeout "$TIMEOUT" /usr/bin/time -f '%e %M' -o "$t" "$BIN" scan "$target" --max-file-size 8589934592 --format json -o "$out" "${extra[@]}" 2>"$err" || code=$?
     local wall rss found warns
     read -r wall rss < <(tail -n1 "$t" 2>/dev/null || echo "- 0")
     found=no; grep -q "$SENTINEL_HASH" "$out" 2>/dev/null && found=yes
@@ -101,6 +101,10 @@ with open(sys.argv[1], "wb") as f:
     f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)) + chunk(b"IDAT", b"".join(body)) + chunk(b"IEND", b""))
 PY
         run_case image30k "$d" ;;
+    image30k-ocr) # the same image with --images: refused by the pixel limit, with a warning
+        d="$DIR/image30k"
+        [ -f "$d/huge.png" ] || { echo "run the image30k case first" >&2; exit 2; }
+        run_case image30k-ocr "$d" --images ;;
     *) echo "unknown case $c" >&2; exit 2 ;;
     esac
 done
