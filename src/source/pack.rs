@@ -143,6 +143,10 @@ where
     let index = gix_pack::index::File::at(idx, gix_hash::Kind::Sha1).map_err(|e| e.to_string())?;
     let pack = gix_pack::data::File::at(idx.with_extension("pack"), gix_hash::Kind::Sha1)
         .map_err(|e| e.to_string())?;
+    // An entry's header says how big it inflates, and the traversal reserves (and zeroes) that
+    // much first: without a limit a few bytes of pack claiming petabytes take all memory. An
+    // object over the size limit is never scanned from the walk anyway.
+    let alloc_limit = worker.max_size;
     index
         .traverse_with_index(
             &pack,
@@ -173,7 +177,7 @@ where
                 // hash verification is off too); a damaged object still fails to inflate.
                 check:
                     gix_pack::index::traverse::SafetyCheck::SkipFileAndObjectChecksumVerification,
-                alloc_limit_bytes: None,
+                alloc_limit_bytes: Some(alloc_limit),
             },
         )
         .map(|_| ())

@@ -415,9 +415,9 @@ fn a_file_deleted_between_walk_and_read_is_named_and_the_others_are_read() {
                     "{}: read whole",
                     origin.path
                 );
-                let mut seen = seen.lock().unwrap();
+                let mut seen = seen.lock().expect("lock");
                 seen.push(origin.path.clone());
-                let mut deleted = deleted.lock().unwrap();
+                let mut deleted = deleted.lock().expect("lock");
                 if deleted.is_none() {
                     // The last of the others in name order that is not read yet.
                     let victim = names
@@ -431,15 +431,18 @@ fn a_file_deleted_between_walk_and_read_is_named_and_the_others_are_read() {
                 }
             }
             Event::Large(_, _, origin) => panic!("{}: small files are read whole", origin.path),
-            Event::Error(e) => errors.lock().unwrap().push(e),
+            Event::Error(e) => errors.lock().expect("lock").push(e),
             Event::Skipped(s) => panic!("nothing is skipped here: {s}"),
         }
     })
     .expect("the walk runs");
-    let victim = deleted.into_inner().unwrap().expect("a file was deleted");
-    let mut seen = seen.into_inner().unwrap();
+    let victim = deleted
+        .into_inner()
+        .expect("lock")
+        .expect("a file was deleted");
+    let mut seen = seen.into_inner().expect("lock");
     seen.sort();
-    let errors = errors.into_inner().unwrap();
+    let errors = errors.into_inner().expect("lock");
     assert_eq!(
         errors.len(),
         1,
@@ -572,4 +575,82 @@ fn unreadable_files_and_folders_are_named_and_the_rest_is_scanned_as_a_user() {
             "{p} is named with the reason: {stderr}"
         );
     }
+}
+
+/// A pack (and its index, version 2) holding one blob, `hello`, whose entry header claims
+/// `claimed` bytes once inflated. Checksums are zeros: the walk does not verify them.
+fn pack_claiming(claimed: u64) -> (Vec<u8>, Vec<u8>) {
+    use flate2::{Compression, write::ZlibEncoder};
+    let mut pack = b"PACK\0\0\0\x02\0\0\0\x01".to_vec();
+    // Type 3 (blob), size in 4 bits then 7 bits a byte.
+    let mut size = claimed;
+    let mut byte = 0x30 | (size & 0x0f) as u8;
+    size >>= 4;
+    while size > 0 {
+        pack.push(byte | 0x80);
+        byte = (size & 0x7f) as u8;
+        size >>= 7;
+    }
+    pack.push(byte);
+    let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
+    z.write_all(b"hello").expect("deflate");
+    pack.extend(z.finish().expect("deflate"));
+    pack.extend([0u8; 20]);
+    let oid = [0x11u8; 20];
+    let mut idx = b"\xfftOc\0\0\0\x02".to_vec();
+    for i in 0..256u32 {
+        idx.extend(u32::from(i >= 0x11).to_be_bytes());
+    }
+    idx.extend(oid);
+    idx.extend([0u8; 4]); // CRC-32 of the entry
+    idx.extend(12u32.to_be_bytes()); // its offset, right after the pack header
+    idx.extend([0u8; 40]); // pack and index checksums
+    (pack, idx)
+}
+
+/// Found by the `pack` fuzz target: a pack entry whose header claims an enormous size made the
+/// delta-order walk reserve and zero that many bytes before inflating anything (no allocation
+/// limit), so a few bytes of pack could take all memory (the fuzzer's input asked for 123 PB).
+/// Now a claim over the size limit stops the walk of that pack with a warning naming it (its
+/// blobs are then read one by one, where the size is checked first), and nothing is allocated.
+#[test]
+fn a_pack_entry_claiming_a_huge_size_is_refused_not_allocated() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("pack")).expect("objects/pack");
+    // 256 MiB claimed, the walk's size limit 1 MiB: without a limit the walk zeroes 256 MiB
+    // and then hands over a "blob" of 256 MiB.
+    let (pack, idx) = pack_claiming(256 << 20);
+    std::fs::write(dir.path().join("pack/pack-big.pack"), pack).expect("write pack");
+    std::fs::write(dir.path().join("pack/pack-big.idx"), idx).expect("write idx");
+    let walk = offkey::source::walk_packs(dir.path(), 1 << 20, 1, || (), |_, _: &[u8]| true);
+    assert!(
+        walk.seen.is_empty(),
+        "nothing reconstructed over the limit: {:?}",
+        walk.seen
+    );
+    assert_eq!(walk.warnings.len(), 1, "{:?}", walk.warnings);
+    assert!(
+        walk.warnings[0].contains("pack-big.pack"),
+        "the warning names the pack: {:?}",
+        walk.warnings
+    );
+
+    // A claim within the limit is walked as before: the blob as it inflates.
+    let ok = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(ok.path().join("pack")).expect("objects/pack");
+    let (pack, idx) = pack_claiming(5);
+    std::fs::write(ok.path().join("pack/pack-ok.pack"), pack).expect("write pack");
+    std::fs::write(ok.path().join("pack/pack-ok.idx"), idx).expect("write idx");
+    let walk = offkey::source::walk_packs(
+        ok.path(),
+        1 << 20,
+        1,
+        || (),
+        |_, b: &[u8]| {
+            assert_eq!(b, b"hello");
+            false
+        },
+    );
+    assert!(walk.warnings.is_empty(), "{:?}", walk.warnings);
+    assert_eq!(walk.seen.values().copied().collect::<Vec<_>>(), vec![5]);
 }
