@@ -74,6 +74,25 @@ fn shot(
     Shot { path, keys, decoys }
 }
 
+/// `offkey ARGS` for a scan of many images: OCR on a loaded 2-core machine can take longer
+/// than the 60 s `offkey_in` allows (a killed scan leaves no report), so 10 minutes here.
+fn offkey_long(cwd: &Path, args: &[&str]) -> Run {
+    let out = assert_cmd::Command::cargo_bin("offkey")
+        .expect("the offkey binary is built")
+        .current_dir(cwd)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .expect("offkey runs");
+    Run {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stdout_bytes: out.stdout,
+    }
+}
+
 fn hashes(run: &Run) -> Vec<String> {
     run.findings()
         .iter()
@@ -109,7 +128,7 @@ fn each_style_scale_and_format_yields_its_keys_and_no_wrong_key() {
     }
     let mut args = vec!["scan", "--format", "json"];
     args.extend(shots.iter().map(|s| arg(&s.path)));
-    let run = offkey_in(tree.root(), &args, None);
+    let run = offkey_long(tree.root(), &args);
     let want: HashSet<String> = shots
         .iter()
         .flat_map(|s| &s.keys)
@@ -149,17 +168,55 @@ fn each_style_scale_and_format_yields_its_keys_and_no_wrong_key() {
     let refs: Vec<&Shot> = shots.iter().collect();
     assert_no_key_leak(&[&run.stdout, &run.stderr], &all_secrets(&refs));
     // The text report names the box too, and holds no key either.
-    let text = offkey_in(
+    let text = offkey_long(
         tree.root(),
         &args[..1]
             .iter()
             .chain(&args[3..])
             .copied()
             .collect::<Vec<_>>(),
-        None,
     );
     assert!(text.stdout.contains("(box "), "{}", text.stdout);
     assert_no_key_leak(&[&text.stdout, &text.stderr], &all_secrets(&refs));
+}
+
+#[test]
+fn sarif_for_an_image_is_valid_and_gives_the_box_not_a_text_position() {
+    need_tesseract();
+    let tree = Tree::new();
+    let s = shot(
+        &tree,
+        "shot.png",
+        Style::Ide,
+        2,
+        ImageFormat::Png,
+        2,
+        0,
+        1620,
+    );
+    let out = tree.path("shot.sarif");
+    let run = offkey_in(
+        tree.root(),
+        &["scan", "--format", "sarif", "-o", arg(&out), arg(&s.path)],
+        None,
+    );
+    assert_eq!(run.status, Some(1), "{}", run.stderr);
+    let v = crate::integrations::check_sarif(&out, &s.keys);
+    let results = v["runs"][0]["results"].as_array().expect("results");
+    assert!(!results.is_empty(), "{}", run.stderr);
+    for r in results {
+        let region = &r["locations"][0]["physicalLocation"]["region"];
+        assert_eq!(region["startLine"], 1, "{r}");
+        assert!(region["startColumn"].is_null(), "{r}");
+        let b = &r["properties"]["box"];
+        assert!(b["width"].as_u64() > Some(50), "{r}");
+        assert!(b["height"].as_u64() > Some(5), "{r}");
+        let text = r["message"]["text"].as_str().expect("message");
+        assert!(
+            text.contains(&format!("x {}, y {}", b["x"], b["y"])),
+            "{text}"
+        );
+    }
 }
 
 #[test]
