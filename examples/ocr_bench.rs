@@ -3,7 +3,7 @@
 //! `offkey::ocr` on one core, and prints per style the keys recovered exactly, the wrong keys
 //! reported (must be 0), the time per image and the correction search spent.
 //!
-//! `cargo run --release --example ocr_bench -- [IMAGES_PER_CASE]` (see bench/ocr.sh).
+//! `cargo run --release --example ocr_bench -- [IMAGES_PER_CASE [SEED]]` (see bench/ocr.sh).
 
 #[path = "../tests/it/screens.rs"]
 mod screens;
@@ -19,6 +19,12 @@ fn main() {
         .nth(1)
         .map(|a| a.parse().expect("IMAGES_PER_CASE: a number"))
         .unwrap_or(2);
+    // Seeded keys (screens::Seeded), one seed per image, so two builds compare on the same
+    // screenshots.
+    let mut seed: u64 = std::env::args()
+        .nth(2)
+        .map(|a| a.parse().expect("SEED: a number"))
+        .unwrap_or(0);
     let engine = offkey::ocr::Engine::find().unwrap_or_else(|e| panic!("{e}"));
     let limits = offkey::ocr::Limits::default();
     println!(
@@ -33,8 +39,10 @@ fn main() {
             for format in [ImageFormat::Png, ImageFormat::Jpeg] {
                 for _ in 0..per_case {
                     let (nk, nd) = if scale == 1 { (3, 2) } else { (2, 1) };
-                    let ks: Vec<String> = (0..nk).map(|_| screens::fake_key()).collect();
-                    let ds: Vec<String> = (0..nd).map(|_| screens::decoy()).collect();
+                    seed += 1;
+                    let mut g = screens::Seeded::new(seed);
+                    let ks: Vec<String> = (0..nk).map(|_| g.key()).collect();
+                    let ds: Vec<String> = (0..nd).map(|_| g.decoy()).collect();
                     let img = screens::render(
                         style,
                         scale,

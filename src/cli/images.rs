@@ -227,8 +227,17 @@ impl Images {
     }
 }
 
+/// Rounds of [`redact`]: the copy is read again after each, until it reads nothing key-like.
+const REDACT_ROUNDS: usize = 3;
+
 /// `offkey redact --image IN (-o OUT | --in-place)`: each recovered key covered by a solid
 /// box, and each key-like start that could not be recovered too (exit 1: check by eye).
+///
+/// OCR of an image depends on all of it: covering one key can let Tesseract read another it
+/// had missed (a different layout, another line split). So the encoded copy is read again,
+/// exactly as a scan of OUT would read it, and what that finds is covered too, until a read
+/// of the copy finds nothing key-like (at most [`REDACT_ROUNDS`] rounds; past that, exit 1).
+/// Exit 0 thus means a scan of OUT finds nothing.
 pub fn redact(input: &Path, output: &Path) -> anyhow::Result<Outcome> {
     let shown = input.display().to_string();
     let data = std::fs::read(input).with_context(|| format!("reading {shown}"))?;
@@ -238,10 +247,36 @@ pub fn redact(input: &Path, output: &Path) -> anyhow::Result<Outcome> {
     let engine = Engine::find().with_context(|| format!("{shown}: redacting an image"))?;
     let limits = Limits::default();
     let img = ocr::decode(&data, &limits).with_context(|| shown.clone())?;
-    let reading = ocr::read(&engine, &img, &limits, false).with_context(|| shown.clone())?;
-    let mut boxes: Vec<ocr::PixelBox> = reading.keys.iter().map(|k| k.bbox).collect();
-    boxes.extend(&reading.unrecovered);
-    let bytes = ocr::redact(&img, &boxes, format).with_context(|| shown.clone())?;
+    let mut boxes: Vec<ocr::PixelBox> = Vec::new();
+    let (mut keys, mut flagged) = (0, 0);
+    let mut current = img.clone();
+    let mut bytes = Vec::new();
+    let mut clean = false;
+    for round in 0..=REDACT_ROUNDS {
+        let reading = ocr::read(&engine, &current, &limits, false).with_context(|| {
+            if round == 0 {
+                shown.clone()
+            } else {
+                format!("{shown}: reading the redacted copy again")
+            }
+        })?;
+        if round > 0 && reading.keys.is_empty() && reading.unrecovered.is_empty() {
+            clean = true;
+            break;
+        }
+        if round == REDACT_ROUNDS {
+            // Covered too, but not read again: a person has to look.
+            flagged += reading.keys.len() + reading.unrecovered.len();
+        } else {
+            keys += reading.keys.len();
+            flagged += reading.unrecovered.len();
+        }
+        boxes.extend(reading.keys.iter().map(|k| k.bbox));
+        boxes.extend(&reading.unrecovered);
+        bytes = ocr::redact(&img, &boxes, format).with_context(|| shown.clone())?;
+        current = ocr::decode(&bytes, &limits)
+            .with_context(|| format!("{shown}: decoding the redacted copy"))?;
+    }
     // Written beside OUT and renamed over it, so a failed write leaves no half image.
     let dir = output.parent().filter(|d| !d.as_os_str().is_empty());
     let mut tmp = tempfile::NamedTempFile::new_in(dir.unwrap_or(Path::new(".")))
@@ -250,18 +285,20 @@ pub fn redact(input: &Path, output: &Path) -> anyhow::Result<Outcome> {
         .with_context(|| format!("writing {}", output.display()))?;
     tmp.persist(output)
         .with_context(|| format!("writing {}", output.display()))?;
-    eprintln!(
-        "offkey: covered {} key(s) in {}",
-        reading.keys.len(),
-        output.display()
-    );
-    if reading.unrecovered.is_empty() {
+    eprintln!("offkey: covered {keys} key(s) in {}", output.display());
+    if !clean {
+        eprintln!(
+            "offkey: the redacted copy still read like a key after {REDACT_ROUNDS} rounds; \
+             what it read is covered too, but check the image by eye"
+        );
+        return Ok(Outcome::Findings);
+    }
+    if flagged == 0 {
         return Ok(Outcome::Clean);
     }
     eprintln!(
-        "offkey: {} place(s) look like the start of a key but could not be read exactly; \
-         they are covered too, but check the image by eye",
-        reading.unrecovered.len()
+        "offkey: {flagged} place(s) look like the start of a key but could not be read exactly; \
+         they are covered too, but check the image by eye"
     );
     Ok(Outcome::Findings)
 }

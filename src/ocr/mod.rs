@@ -204,6 +204,31 @@ pub fn read(
             }
         }
     }
+    // Where the page passes saw a key-like start they could not recover: read just those
+    // lines again (see `line_box_pass`).
+    let flagged: Vec<PixelBox> = unrecovered
+        .iter()
+        .filter(|u| !keys.iter().any(|k: &Seen| k.bbox.overlaps(u)))
+        .copied()
+        .collect();
+    if !flagged.is_empty() {
+        let lines = line_box_pass(
+            engine,
+            &gray,
+            &flagged,
+            dir.path(),
+            deadline,
+            limits.memory_kib,
+        )?;
+        for line in &lines {
+            let (found, lost, n) = read_line(line, 1, legacy);
+            tests += n;
+            unrecovered.extend(lost);
+            for s in found {
+                merge(&mut keys, &mut conflicts, s);
+            }
+        }
+    }
     // Two different keys read at the same place: neither is trusted.
     keys.retain(|k| !conflicts.iter().any(|c: &PixelBox| c.overlaps(&k.bbox)));
     unrecovered.retain(|u| !keys.iter().any(|k| k.bbox.overlaps(u)));
@@ -212,6 +237,166 @@ pub fn read(
         unrecovered,
         tests,
     })
+}
+
+/// The key alphabet and `_`: all the line-box pass may read.
+const WHITELIST: &str = "tessedit_char_whitelist=\
+0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_";
+/// Glyph height (pixels) the crops of the line-box pass are upscaled to.
+const LINE_PX: u32 = 40;
+/// At most this many line boxes per image get the extra pass (bounds its time and the
+/// correction search it adds).
+const MAX_LINE_BOXES: usize = 24;
+
+/// The line-box pass: each box where the page passes saw a key-like start they could not
+/// recover is cropped from the image (the rest of the line to the right included), made dark
+/// on light (a crop whose ground is darker than its text, such as white on a blue chat bubble,
+/// is turned over) and binarized, upscaled, and the crops are stacked into one image that
+/// Tesseract reads with a whitelist of the key alphabet and `_`. Returns lines with words in
+/// the original image's pixels.
+fn line_box_pass(
+    engine: &Engine,
+    gray: &GrayImage,
+    boxes: &[PixelBox],
+    dir: &std::path::Path,
+    deadline: Instant,
+    memory_kib: u64,
+) -> Result<Vec<Line>, OcrError> {
+    // One crop per line: boxes on the same line merged.
+    let mut crops: Vec<PixelBox> = Vec::new();
+    for b in boxes.iter().filter(|b| b.width > 0 && b.height > 0) {
+        let pad = b.height / 2 + 2;
+        let x0 = b.x.saturating_sub(2 * pad);
+        let y0 = b.y.saturating_sub(pad);
+        // A partial read: the key may run on to the right of what was read.
+        let x1 = (b.x + b.width + b.width / 2 + 4 * pad).min(gray.width());
+        let y1 = (b.y + b.height + pad).min(gray.height());
+        let c = PixelBox {
+            x: x0,
+            y: y0,
+            width: x1.saturating_sub(x0),
+            height: y1.saturating_sub(y0),
+        };
+        if c.width == 0 || c.height == 0 {
+            continue;
+        }
+        match crops.iter_mut().find(|o| o.overlaps(&c)) {
+            Some(o) => {
+                let (ox1, oy1) = (o.x + o.width, o.y + o.height);
+                o.x = o.x.min(c.x);
+                o.y = o.y.min(c.y);
+                o.width = ox1.max(c.x + c.width) - o.x;
+                o.height = oy1.max(c.y + c.height) - o.y;
+            }
+            None => crops.push(c),
+        }
+        if crops.len() >= MAX_LINE_BOXES {
+            break;
+        }
+    }
+    if crops.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut heights: Vec<u32> = boxes.iter().map(|b| b.height).filter(|&h| h > 0).collect();
+    heights.sort_unstable();
+    let h = heights[heights.len() / 2].max(1);
+    let scale = LINE_PX.div_ceil(h).clamp(1, 4);
+    let gap = LINE_PX;
+    let width = crops.iter().map(|c| c.width).max().unwrap_or(0) * scale + 2 * gap;
+    let height: u32 = crops.iter().map(|c| c.height * scale + gap).sum::<u32>() + gap;
+    let mut sheet = GrayImage::from_pixel(width, height, image::Luma([255]));
+    // Where each crop landed: its top in the sheet.
+    let mut tops = Vec::with_capacity(crops.len());
+    let mut top = gap;
+    for c in &crops {
+        let crop = image::imageops::crop_imm(gray, c.x, c.y, c.width, c.height).to_image();
+        let up = image::imageops::resize(
+            &crop,
+            c.width * scale,
+            c.height * scale,
+            image::imageops::FilterType::Triangle,
+        );
+        let t = otsu(&up);
+        // The ground is what most pixels are: dark ground, light text gets turned over.
+        let dark = up.as_raw().iter().filter(|&&p| p <= t).count();
+        let invert = dark * 2 > up.as_raw().len();
+        for (x, y, p) in up.enumerate_pixels() {
+            let ink = (p.0[0] <= t) != invert;
+            sheet.put_pixel(gap + x, top + y, image::Luma([if ink { 0 } else { 255 }]));
+        }
+        tops.push(top);
+        top += c.height * scale + gap;
+    }
+    let lines = engine.read_with(
+        &sheet,
+        PSM_BLOCK,
+        &["-c", WHITELIST],
+        dir,
+        deadline,
+        memory_kib,
+    )?;
+    // Back to the image's pixels: by the crop the word's middle falls in.
+    let mut out = Vec::new();
+    for line in lines {
+        let mut mapped = Vec::new();
+        for w in line {
+            let mid = w.y + w.h / 2;
+            let Some(i) = tops
+                .iter()
+                .zip(&crops)
+                .position(|(&t, c)| mid >= t && mid < t + c.height * scale)
+            else {
+                continue;
+            };
+            let (t, c) = (tops[i], crops[i]);
+            let x = w.x.saturating_sub(gap) / scale;
+            let y = w.y.saturating_sub(t) / scale;
+            mapped.push(Word {
+                x: c.x + x.min(c.width),
+                y: c.y + y.min(c.height),
+                w: w.w.div_ceil(scale),
+                h: w.h.div_ceil(scale),
+                text: w.text,
+            });
+        }
+        if !mapped.is_empty() {
+            out.push(mapped);
+        }
+    }
+    Ok(out)
+}
+
+/// Otsu's threshold of a gray image: the level that best splits it into two classes.
+fn otsu(img: &GrayImage) -> u8 {
+    let mut hist = [0u64; 256];
+    for &p in img.as_raw() {
+        hist[usize::from(p)] += 1;
+    }
+    let total: u64 = hist.iter().sum();
+    let sum: f64 = hist
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| i as f64 * n as f64)
+        .sum();
+    let (mut w0, mut sum0, mut best, mut level) = (0u64, 0f64, -1f64, 127u8);
+    for (t, &n) in hist.iter().enumerate() {
+        w0 += n;
+        if w0 == 0 {
+            continue;
+        }
+        let w1 = total - w0;
+        if w1 == 0 {
+            break;
+        }
+        sum0 += t as f64 * n as f64;
+        let (m0, m1) = (sum0 / w0 as f64, (sum - sum0) / w1 as f64);
+        let between = w0 as f64 * w1 as f64 * (m0 - m1) * (m0 - m1);
+        if between > best {
+            best = between;
+            level = t as u8;
+        }
+    }
+    level
 }
 
 /// Add `s` to what earlier lines or passes found: the same key at the same place once (with
@@ -475,6 +660,18 @@ mod tests {
                 height: 10
             }
         );
+    }
+
+    #[test]
+    fn otsu_splits_text_from_its_ground_either_way_round() {
+        // White text (200) on a blue bubble's gray (96), and dark text (20) on white (250).
+        for (ground, ink) in [(96u8, 200u8), (250, 20)] {
+            let img = GrayImage::from_fn(40, 10, |x, _| {
+                image::Luma([if x % 5 == 0 { ink } else { ground }])
+            });
+            let t = otsu(&img);
+            assert!(t >= ground.min(ink) && t < ground.max(ink), "{t}");
+        }
     }
 
     #[test]

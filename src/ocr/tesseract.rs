@@ -74,6 +74,19 @@ impl Engine {
         deadline: Instant,
         memory_kib: u64,
     ) -> Result<Vec<Line>, OcrError> {
+        self.read_with(img, psm, &[], dir, deadline, memory_kib)
+    }
+
+    /// [`Engine::read`] with more Tesseract arguments (`-c name=value` settings).
+    pub fn read_with(
+        &self,
+        img: &GrayImage,
+        psm: u8,
+        extra: &[&str],
+        dir: &Path,
+        deadline: Instant,
+        memory_kib: u64,
+    ) -> Result<Vec<Line>, OcrError> {
         let input = dir.join(format!("in{psm}-{}.pgm", img.width()));
         let base = dir.join(format!("out{psm}-{}", img.width()));
         write_pgm(img, &input).map_err(OcrError::Temp)?;
@@ -87,6 +100,7 @@ impl Engine {
             .args(["--psm", &psm.to_string(), "-l", "eng", "--oem", "1"])
             // Keep the spaces Tesseract sees inside a line, so split keys join as written.
             .args(["-c", "preserve_interword_spaces=1"])
+            .args(extra)
             .arg("tsv")
             .env("OMP_THREAD_LIMIT", "1")
             .stdin(Stdio::null())

@@ -130,6 +130,12 @@ fn message(f: &Finding) -> String {
     if f.encoding != crate::scan::Encoding::Plain {
         m.push_str(&format!(" ({})", f.encoding.as_str()));
     }
+    if let Some(b) = &f.location.bbox {
+        m.push_str(&format!(
+            " in the image at x {}, y {} ({}×{} pixels)",
+            b.x, b.y, b.width, b.height
+        ));
+    }
     if let Some(c) = &f.location.commit {
         m.push_str(&format!(" in commit {}", &c[..c.len().min(12)]));
     }
@@ -153,12 +159,18 @@ fn result(f: &Finding, rules: &RuleSet) -> SarifResult {
     let rule_index = rules.rules.iter().position(|r| r.id == f.rule).unwrap_or(0) as i64;
     let line = f.location.line.max(1) as i64;
     let col = f.location.column.max(1) as i64;
-    let region = Region::builder()
-        .start_line(line)
-        .start_column(col)
-        .end_line(line)
-        .end_column(col + f.span.max(1) as i64)
-        .build();
+    // An image has no lines: GitHub needs a startLine, so line 1 and no columns (which would
+    // claim a text position); the key's box in pixels is in the properties and the message.
+    let region = if f.location.bbox.is_some() {
+        Region::builder().start_line(1).build()
+    } else {
+        Region::builder()
+            .start_line(line)
+            .start_column(col)
+            .end_line(line)
+            .end_column(col + f.span.max(1) as i64)
+            .build()
+    };
     let uri = utf8_percent_encode(&f.location.path, URI_ESCAPE).to_string();
     let mut fps = BTreeMap::new();
     fps.insert("offkeyKeyPath/v1".to_owned(), fingerprint(f));
@@ -187,6 +199,9 @@ fn result(f: &Finding, rules: &RuleSet) -> SarifResult {
     }
     if let Some(m) = f.location.message {
         props.insert("message".to_owned(), json!(m));
+    }
+    if let Some(b) = &f.location.bbox {
+        props.insert("box".to_owned(), json!(b));
     }
     if let Some(r) = f.location.row {
         props.insert("row".to_owned(), json!(r));

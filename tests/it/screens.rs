@@ -377,16 +377,64 @@ pub fn fake_key() -> String {
     offkey::key::generate().expose().to_owned()
 }
 
+/// Fake keys and look-alikes derived from a fixed seed (splitmix64 over the base62 alphabet,
+/// the checksum computed): the same seed gives the same keys, so an OCR failure reproduces.
+pub struct Seeded(u64);
+
+impl Seeded {
+    /// The generator for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Seeded(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// The next fake key: a seeded body and its checksum.
+    pub fn key(&mut self) -> String {
+        let body: Vec<u8> = (0..offkey::key::BODY_LEN)
+            .map(|_| offkey::key::ALPHABET[(self.next() % 62) as usize])
+            .collect();
+        let csum = offkey::key::checksum(&body);
+        let k = format!(
+            "{}{}{}",
+            offkey::key::PREFIX,
+            std::str::from_utf8(&body).expect("base62 is ASCII"),
+            std::str::from_utf8(&csum).expect("base62 is ASCII")
+        );
+        assert!(offkey::key::is_current(k.as_bytes()));
+        k
+    }
+
+    /// The next look-alike (see [`decoy`]).
+    pub fn decoy(&mut self) -> String {
+        loop {
+            let d = reversed(&self.key());
+            if !offkey::key::is_current(d.as_bytes()) {
+                return d;
+            }
+        }
+    }
+}
+
 /// A look-alike: the shape of a key with a made-up body and a checksum that does not match.
 pub fn decoy() -> String {
-    let k = fake_key();
-    let body = &k[8..40];
-    // Reverse the body: still base62, and the old checksum no longer fits.
-    let rev: String = body.chars().rev().collect();
-    let d = format!("oc_live_{rev}{}", &k[40..]);
+    let d = reversed(&fake_key());
     if offkey::key::is_current(d.as_bytes()) {
         decoy()
     } else {
         d
     }
+}
+
+/// Key `k` with its body reversed: still base62, and the old checksum no longer fits (mostly).
+fn reversed(k: &str) -> String {
+    let body = &k[8..40];
+    let rev: String = body.chars().rev().collect();
+    format!("oc_live_{rev}{}", &k[40..])
 }
