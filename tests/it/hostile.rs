@@ -539,27 +539,8 @@ fn unreadable_files_and_folders_are_named_and_the_rest_is_scanned_as_a_user() {
     ] {
         mode(p, m);
     }
-    let bin = env!("CARGO_BIN_EXE_offkey");
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(bin)
-        .args(["scan", ".", "--format", "json"])
-        .current_dir(tree.root())
-        .env("NO_COLOR", "1")
-        .env("HOME", "/nonexistent")
-        .output()
-        .unwrap_or_else(|e| panic!("run setpriv (util-linux) as root: {e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("setpriv:"),
-        "setpriv could not drop to nobody (run the tests as root): {stderr}"
-    );
-    let run = Run {
-        status: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: stderr.clone().into_owned(),
-        stdout_bytes: out.stdout.clone(),
-    };
+    let run = scan_as_nobody(&tree);
+    let stderr = run.stderr.clone();
     mode("shut", 0o755);
     assert_eq!(run.status, Some(1), "findings beat errors: {stderr}");
     assert_eq!(
@@ -574,6 +555,43 @@ fn unreadable_files_and_folders_are_named_and_the_rest_is_scanned_as_a_user() {
             stderr.contains(p) && stderr.contains("ermission denied"),
             "{p} is named with the reason: {stderr}"
         );
+    }
+
+    // Nothing readable holds a key: the unreadable file alone makes the scan fail (exit 2).
+    mode("shut", 0o000);
+    for p in ["sentinel.env", "open/app.env"] {
+        std::fs::remove_file(tree.path(p)).expect("rm");
+    }
+    let run = scan_as_nobody(&tree);
+    mode("shut", 0o755);
+    assert_eq!(run.status, Some(2), "{}", run.stderr);
+    assert_eq!(found(&run), BTreeSet::new());
+    assert!(run.stderr.contains("locked.env"), "{}", run.stderr);
+}
+
+/// `offkey scan . --format json` in `tree`, run as `nobody` (setpriv, util-linux), so that
+/// mode-000 files are unreadable even when the tests run as root.
+fn scan_as_nobody(tree: &Tree) -> Run {
+    let bin = env!("CARGO_BIN_EXE_offkey");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin)
+        .args(["scan", ".", "--format", "json"])
+        .current_dir(tree.root())
+        .env("NO_COLOR", "1")
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap_or_else(|e| panic!("run setpriv (util-linux) as root: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !stderr.contains("setpriv:"),
+        "setpriv could not drop to nobody (run the tests as root): {stderr}"
+    );
+    Run {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+        stdout_bytes: out.stdout,
     }
 }
 
