@@ -445,7 +445,10 @@ fn read_line(line: &Line, scale: u32, legacy: bool) -> (Vec<Seen>, Vec<PixelBox>
                 bbox: bbox(c.span.start, c.span.end),
                 corrections,
             }),
-            Outcome::Ambiguous | Outcome::Unrecovered => lost.push(bbox(c.span.start, c.span.end)),
+            Outcome::Ambiguous | Outcome::Unrecovered => lost.push(whole_key(
+                bbox(c.span.start, c.span.end),
+                c.span.end - c.span.start,
+            )),
         }
     }
     if legacy {
@@ -509,6 +512,25 @@ fn legacy_candidates(text: &str) -> Vec<(usize, usize, Secret)> {
 
 /// The box of chars `a..b` of a line, in the original image's pixels: whole words between,
 /// and the part of the first and last word the span covers, by the share of their characters.
+/// The box a whole key would take, from the box of the `chars` characters OCR read of its start:
+/// a start read only in part (a key cut short, or split by a lost word) is widened to the
+/// right to `KEY_LEN` characters of the same width, so that a redaction of it leaves none of
+/// the key's body readable. Widening past the image is clipped where the box is painted.
+fn whole_key(b: PixelBox, chars: usize) -> PixelBox {
+    let chars = chars.max(1) as u64;
+    let full = crate::key::KEY_LEN as u64;
+    if chars >= full {
+        return b;
+    }
+    let width = (u64::from(b.width) * full).div_ceil(chars);
+    PixelBox {
+        width: u32::try_from(width)
+            .unwrap_or(u32::MAX - b.x)
+            .min(u32::MAX - b.x),
+        ..b
+    }
+}
+
 fn span_box(line: &Line, starts: &[usize], a: usize, b: usize, scale: u32) -> PixelBox {
     let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0u32, 0u32);
     for (w, &s) in line.iter().zip(starts) {
@@ -641,6 +663,17 @@ mod tests {
             w,
             h: 20,
         }
+    }
+
+    #[test]
+    fn a_start_read_only_in_part_is_flagged_with_the_width_of_a_whole_key() {
+        // The prefix and 12 body characters, then OCR lost the rest: 20 characters in 200 px.
+        let line = vec![word("oc_live_AbCdEfGhIjKl", 100, 200)];
+        let (found, lost, _) = read_line(&line, 1, false);
+        assert!(found.is_empty());
+        assert_eq!(lost.len(), 1, "{lost:?}");
+        // 46 characters of 10 px: the box reaches where the key's last character would end.
+        assert_eq!((lost[0].x, lost[0].width), (100, 460), "{lost:?}");
     }
 
     #[test]
