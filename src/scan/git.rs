@@ -3,11 +3,11 @@
 //! finding per key and path, at the oldest commit) and the index (`scan --staged`: only the
 //! added and changed lines).
 
-use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use super::finding::{Finding, Origin, SourceKind};
 use super::matcher::Matcher;
@@ -51,26 +51,77 @@ pub fn scan_history(
     warn: SharedWarn<'_>,
     hook: Option<BlobHook<'_>>,
 ) -> Result<GitScan, GitError> {
-    let hist = source::history(opts)?;
-    for w in &hist.warnings {
-        warn(w.clone());
-    }
+    let timing = std::env::var_os("OFFKEY_TIMING").is_some_and(|v| !v.is_empty() && v != "0");
+    let started = Instant::now();
     // Each blob is scanned once keeping every finding; each of its paths then gets its own
     // allowlist and baseline, so an allowlisted first path (fixtures/) does not hide a copy of
     // the blob elsewhere.
     let unfiltered = Policy::default();
     // The whole history: every pack is walked in delta order first, each blob scanned without
-    // a path; only the blobs that gave a finding or a warning there (or are over the size
-    // limit, or were not in a pack that could be walked: loose, corrupt, missing) are read
-    // again and scanned at their paths as before, so the findings and warnings are the same.
-    // A blob hook (images read by OCR under `--images`) needs each blob at its path, so it
-    // keeps the per-blob read.
-    let walk =
-        (opts.range.is_none() && opts.since.is_none() && hook.is_none() && !hist.blobs.is_empty())
-            .then(|| walk_packs(matcher, &unfiltered, opts, max_size, warn))
-            .flatten();
-    let (todo, walked_bytes) = match &walk {
+    // a path, and its trees and commits kept as a graph of object keys. Only the blobs that
+    // gave a finding or a warning there (or are over the size limit, or were not in a pack
+    // that could be walked: loose, corrupt, missing) are then attributed, by a history walk
+    // that reads only the commits and subtrees holding one, and read again and scanned at
+    // their paths as before: the same findings and warnings as scanning every blob at its
+    // paths. A blob hook (images read by OCR under `--images`) needs each blob at its path, so
+    // it keeps the full walk and the per-blob read.
+    let walk = (opts.range.is_none() && opts.since.is_none() && hook.is_none())
+        .then(|| walk_packs(matcher, &unfiltered, opts, max_size))
+        .flatten();
+    let walked = started.elapsed();
+    if timing && let Some(walk) = &walk {
+        let t = &walk.timing;
+        eprintln!(
+            "offkey: timing: pack walk {} ms wall ({} trees, {} commits parsed{}; thread time: \
+             scan {} ms, tree/commit parse {} ms, the rest is pack read, inflate and delta apply)",
+            t.wall.as_millis(),
+            t.trees,
+            t.commits,
+            if walk.graph_complete {
+                ""
+            } else {
+                ", over the graph budget: full history walk"
+            },
+            t.visit.as_millis(),
+            t.graph.as_millis(),
+        );
+    }
+    let (hist, todo, walked_bytes, reachable) = match walk {
+        Some(walk) if walk.graph_complete => {
+            let clean: HashMap<u64, u64> = walk
+                .seen
+                .iter()
+                .filter(|(id, _)| !walk.wanted.contains(*id))
+                .map(|(id, &size)| (source::object_key(id.as_bytes()), size))
+                .collect();
+            let prune = source::Prune::new(&walk.graph, clean);
+            let hist = source::history_with(opts, Some(&prune))?;
+            let (reachable, clean_bytes) = hist.reachable.unwrap_or_default();
+            for w in &hist.warnings {
+                warn(w.clone());
+            }
+            // As when the walk came after the full history walk, which it followed only when
+            // the history held a blob.
+            if reachable > 0 {
+                for w in &walk.warnings {
+                    warn(w.clone());
+                }
+            }
+            let todo = hist.blobs.clone();
+            (hist, todo, clean_bytes, reachable)
+        }
         Some(walk) => {
+            // The trees were too many to keep as a graph: the full history walk, then only
+            // the blobs the pack walk did not clear are read again.
+            let hist = source::history(opts)?;
+            for w in &hist.warnings {
+                warn(w.clone());
+            }
+            if !hist.blobs.is_empty() {
+                for w in &walk.warnings {
+                    warn(w.clone());
+                }
+            }
             let mut walked_bytes = 0;
             let mut todo = Vec::new();
             for b in &hist.blobs {
@@ -79,10 +130,20 @@ pub fn scan_history(
                     _ => todo.push(b.clone()),
                 }
             }
-            (Cow::Owned(todo), walked_bytes)
+            let n = hist.blobs.len() as u64;
+            (hist, todo, walked_bytes, n)
         }
-        None => (Cow::Borrowed(&hist.blobs[..]), 0),
+        None => {
+            let hist = source::history(opts)?;
+            for w in &hist.warnings {
+                warn(w.clone());
+            }
+            let n = hist.blobs.len() as u64;
+            let todo = hist.blobs.clone();
+            (hist, todo, 0, n)
+        }
     };
+    let attributed = started.elapsed();
     let bytes = AtomicU64::new(walked_bytes);
     let errors = AtomicU64::new(0);
     let found: Mutex<Vec<(usize, Finding)>> = Mutex::new(Vec::new());
@@ -123,9 +184,19 @@ pub fn scan_history(
             found.lock().expect("findings lock").extend(mine);
         },
     );
+    if timing {
+        eprintln!(
+            "offkey: timing: pack walk {} ms, history walk (attribution) {} ms, {} blobs read and \
+             scanned at their paths {} ms",
+            walked.as_millis(),
+            (attributed - walked).as_millis(),
+            todo.len(),
+            (started.elapsed() - attributed).as_millis(),
+        );
+    }
     Ok(GitScan {
         findings: oldest_per_path(found.into_inner().expect("findings lock")),
-        blobs: hist.blobs.len() as u64,
+        blobs: reachable,
         bytes: bytes.into_inner(),
         errors: errors.into_inner() + hist.unreadable,
         shallow: hist.shallow,
@@ -141,7 +212,6 @@ fn walk_packs(
     unfiltered: &Policy,
     opts: &HistoryOptions,
     max_size: usize,
-    warn: SharedWarn<'_>,
 ) -> Option<source::PackWalk> {
     if matcher
         .rules()
@@ -173,9 +243,6 @@ fn walk_packs(
             !local.is_empty() || warned.load(Ordering::Relaxed)
         },
     );
-    for w in &walk.warnings {
-        warn(w.clone());
-    }
     Some(walk)
 }
 

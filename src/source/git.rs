@@ -2,7 +2,7 @@
 //! ref (or a range), each distinct blob read once with the paths and the oldest commit that
 //! introduced it there. Index: the staged blobs and which of their lines are added or changed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use git2::{DiffOptions, Oid, Repository, Sort};
@@ -90,6 +90,41 @@ pub struct History {
     /// How many of the warnings mean history went unscanned (a commit, a tree or the walk
     /// itself unreadable): the scan is then incomplete, an error unless keys were found.
     pub unreadable: u64,
+    /// Of a pruned walk ([`history_with`]): every distinct blob of the history, and the bytes of
+    /// the clean ones (`blobs` lists only the others).
+    pub reachable: Option<(u64, u64)>,
+}
+
+/// What a history walk may skip, learned from a pack walk ([`crate::source::walk_packs`]): a
+/// commit whose root tree, or a subtree, holds no blob to attribute is not read. Blobs to
+/// attribute are those the walk did not see whole (loose, missing, in a pack not walked) and
+/// those it was asked to keep; every other blob is *clean*.
+pub struct Prune<'a> {
+    graph: &'a super::Graph,
+    /// Trees holding, at any depth, a blob to attribute or a tree the walk did not see.
+    dirty: HashSet<u64>,
+    /// Clean blobs (by [`super::object_key`]) and their sizes.
+    clean: HashMap<u64, u64>,
+}
+
+impl<'a> Prune<'a> {
+    /// From a pack walk's graph and its clean blobs (key -> size).
+    pub fn new(graph: &'a super::Graph, clean: HashMap<u64, u64>) -> Self {
+        let dirty = graph.dirty_trees(|b| !clean.contains_key(&b));
+        Prune {
+            graph,
+            dirty,
+            clean,
+        }
+    }
+
+    fn tree_is_dirty(&self, tree: u64) -> bool {
+        self.dirty.contains(&tree) || !self.graph.trees.contains_key(&tree)
+    }
+
+    fn blob_is_clean(&self, id: Oid) -> bool {
+        self.clean.contains_key(&super::object_key(id.as_bytes()))
+    }
 }
 
 /// Open a repository, or say clearly that it is not one.
@@ -106,6 +141,13 @@ pub fn open(path: &Path) -> Result<Repository, GitError> {
 /// that introduced it at each path. The comparisons run in parallel (one repository handle per
 /// thread); the attribution is then made in walk order.
 pub fn history(opts: &HistoryOptions) -> Result<History, GitError> {
+    history_with(opts, None)
+}
+
+/// [`history`], reading only the commits and subtrees that `prune` says hold a blob to
+/// attribute, and listing only those blobs; [`History::reachable`] then counts every blob
+/// (and the bytes of the clean ones) the full walk would have listed.
+pub fn history_with(opts: &HistoryOptions, prune: Option<&Prune<'_>>) -> Result<History, GitError> {
     // Objects come from the repository's own store: re-hashing each one on read (SHA-1 with
     // collision detection) was a fifth of the walk's time.
     git2::opts::strict_hash_verification(false);
@@ -189,8 +231,14 @@ pub fn history(opts: &HistoryOptions) -> Result<History, GitError> {
         .map_init(
             || Repository::open(&repo_path).ok(),
             |handle, oid| -> Changes {
+                if let Some(p) = prune {
+                    let root = p.graph.commits.get(&super::object_key(oid.as_bytes()));
+                    if root.is_some_and(|&t| !p.tree_is_dirty(t)) {
+                        return Ok(None);
+                    }
+                }
                 let repo = handle.as_ref().ok_or("cannot open the repository")?;
-                commit_changes(repo, *oid, opts.since)
+                commit_changes(repo, *oid, opts.since, prune)
             },
         )
         .collect();
@@ -226,7 +274,80 @@ pub fn history(opts: &HistoryOptions) -> Result<History, GitError> {
             out.commits.push(info);
         }
     }
+    if let Some(p) = prune {
+        let repo = open(&opts.repo)?;
+        out.reachable = Some(reachable(&repo, &oids, p, &out.blobs));
+    }
     Ok(out)
+}
+
+/// How many distinct blobs the trees of `commits` hold (with the modes [`diff_trees`] lists),
+/// and the bytes of the clean ones: what the full walk would have listed. Trees come from the
+/// pack walk's graph, or from libgit2 for those it did not see (a loose commit's); a tree seen
+/// by neither is left out, as the walk leaves it out.
+fn reachable(
+    repo: &Repository,
+    commits: &[Oid],
+    p: &Prune<'_>,
+    listed: &[HistoryBlob],
+) -> (u64, u64) {
+    let mut blobs: HashSet<u64> = listed
+        .iter()
+        .map(|b| super::object_key(b.id.as_bytes()))
+        .collect();
+    let mut trees: HashSet<u64> = HashSet::new();
+    // Trees to visit: by key when the graph has them, by id otherwise.
+    let mut keyed: Vec<u64> = Vec::new();
+    let mut by_id: Vec<Oid> = Vec::new();
+    for c in commits {
+        match p.graph.commits.get(&super::object_key(c.as_bytes())) {
+            Some(&t) => keyed.push(t),
+            None => {
+                if let Ok(t) = repo.find_commit(*c).map(|c| c.tree_id()) {
+                    by_id.push(t);
+                }
+            }
+        }
+    }
+    loop {
+        if let Some(t) = keyed.pop() {
+            if !trees.insert(t) {
+                continue;
+            }
+            for &e in p.graph.entries(t).unwrap_or(&[]) {
+                if e & 1 == 1 {
+                    keyed.push(e & !1);
+                } else {
+                    blobs.insert(e);
+                }
+            }
+        } else if let Some(id) = by_id.pop() {
+            let k = super::object_key(id.as_bytes());
+            if p.graph.trees.contains_key(&k) {
+                keyed.push(k);
+                continue;
+            }
+            if !trees.insert(k) {
+                continue;
+            }
+            let Ok(tree) = repo.find_tree(id) else {
+                continue;
+            };
+            for e in tree.iter() {
+                match e.kind() {
+                    Some(git2::ObjectType::Tree) => by_id.push(e.id()),
+                    Some(git2::ObjectType::Blob) if e.filemode() & 0o170000 == 0o100000 => {
+                        blobs.insert(super::object_key(e.id().as_bytes()));
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            break;
+        }
+    }
+    let bytes = blobs.iter().filter_map(|b| p.clean.get(b)).sum();
+    (blobs.len() as u64, bytes)
 }
 
 /// The commits reachable from `tips` that can be read, parents before children (as the sorted
@@ -271,7 +392,12 @@ fn readable_commits(repo: &Repository, tips: &[Oid], out: &mut History) -> Vec<O
 type Changes = Result<Option<(CommitInfo, Vec<(String, Oid)>)>, String>;
 
 /// The blobs a commit adds or changes against its first parent, with the commit's details.
-fn commit_changes(repo: &Repository, oid: Oid, since: Option<i64>) -> Changes {
+fn commit_changes(
+    repo: &Repository,
+    oid: Oid,
+    since: Option<i64>,
+    prune: Option<&Prune<'_>>,
+) -> Changes {
     let commit = repo
         .find_commit(oid)
         .map_err(|e| format!("unreadable ({})", e.message()))?;
@@ -283,8 +409,15 @@ fn commit_changes(repo: &Repository, oid: Oid, since: Option<i64>) -> Changes {
         .map_err(|e| format!("tree unreadable ({})", e.message()))?;
     let parent_tree = commit.parent(0).ok().and_then(|p| p.tree().ok());
     let mut introduced = Vec::new();
-    diff_trees(repo, parent_tree.as_ref(), &tree, "", &mut introduced)
-        .map_err(|e| format!("tree walk failed ({})", e.message()))?;
+    diff_trees(
+        repo,
+        parent_tree.as_ref(),
+        &tree,
+        "",
+        prune,
+        &mut introduced,
+    )
+    .map_err(|e| format!("tree walk failed ({})", e.message()))?;
     let a = commit.author();
     let t = a.when();
     let info = CommitInfo {
@@ -302,6 +435,7 @@ fn diff_trees(
     old: Option<&git2::Tree<'_>>,
     new: &git2::Tree<'_>,
     prefix: &str,
+    prune: Option<&Prune<'_>>,
     out: &mut Vec<(String, Oid)>,
 ) -> Result<(), git2::Error> {
     for entry in new.iter() {
@@ -317,14 +451,19 @@ fn diff_trees(
         };
         match entry.kind() {
             Some(git2::ObjectType::Tree) => {
+                if prune.is_some_and(|p| !p.tree_is_dirty(super::object_key(entry.id().as_bytes())))
+                {
+                    continue;
+                }
                 let sub = repo.find_tree(entry.id())?;
                 let old_sub = before
                     .filter(|b| b.kind() == Some(git2::ObjectType::Tree))
                     .and_then(|b| repo.find_tree(b.id()).ok());
-                diff_trees(repo, old_sub.as_ref(), &sub, &path, out)?;
+                diff_trees(repo, old_sub.as_ref(), &sub, &path, prune, out)?;
             }
             Some(git2::ObjectType::Blob)
-                if matches!(entry.filemode(), 0o100644 | 0o100755 | 0o100664) =>
+                if matches!(entry.filemode(), 0o100644 | 0o100755 | 0o100664)
+                    && !prune.is_some_and(|p| p.blob_is_clean(entry.id())) =>
             {
                 out.push((path, entry.id()));
             }

@@ -14,8 +14,8 @@ pub use archive::{
 };
 pub use fs::{Event, Input, LARGE_FROM, WalkOptions, map, walk};
 pub use git::{
-    BlobProblem, CommitInfo, GitError, History, HistoryBlob, HistoryOptions, StagedFile, history,
-    open as open_repo, read_blobs, staged,
+    BlobProblem, CommitInfo, GitError, History, HistoryBlob, HistoryOptions, Prune, StagedFile,
+    history, history_with, open as open_repo, read_blobs, staged,
 };
 pub use origin::{Origin, SourceKind};
-pub use pack::{PackWalk, walk_packs};
+pub use pack::{Graph, PackWalk, WalkTiming, key as object_key, walk_packs};
