@@ -1104,7 +1104,13 @@ impl Store for PgStore {
                         replaces: r.get(5),
                     });
                 }
-                Err(_) if conn.is_closed() && tries < POOL_SIZE => tries += 1,
+                // Ended by the server (57P01 arrives before the socket closes) or broken.
+                Err(e)
+                    if (conn.is_closed() || matches!(backend(&e), StoreError::Unavailable(_)))
+                        && tries < POOL_SIZE =>
+                {
+                    tries += 1;
+                }
                 Err(e) => return Err(e.into()),
             }
         };
