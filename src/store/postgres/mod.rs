@@ -677,10 +677,22 @@ impl PgStore {
 
 impl Store for PgStore {
     fn ping(&self) -> Result<()> {
-        self.with(|c| {
-            c.query_one("SELECT 1", &[])?;
-            Ok(())
-        })
+        // A read: a pooled connection the server ended (checked only after 1 s idle) is
+        // dropped and the next one tried, so /healthz says 200 as soon as the database is back.
+        let mut tries = 0;
+        loop {
+            let mut conn = self.conn()?;
+            match conn.query_one("SELECT 1", &[]) {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if (conn.is_closed() || matches!(backend(&e), StoreError::Unavailable(_)))
+                        && tries < POOL_SIZE =>
+                {
+                    tries += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn add_member(&self, m: NewMember, now: DateTime<Utc>) -> Result<Member> {
