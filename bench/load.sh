@@ -6,7 +6,7 @@
 # check; exits non-zero on any 5xx or lost write.
 #
 #   bash bench/load.sh                      # SQLite store in a temp dir
-#   DATABASE_URL=postgres://... bash bench/load.sh
+#   DATABASE_URL=postgres://... bash bench/load.sh   # a fresh schema in that database
 set -euo pipefail
 
 CLIENTS="${CLIENTS:-50}"
@@ -30,7 +30,14 @@ trap cleanup EXIT
 export OFFKEY_CONFIG_DIR="$WORK/config"
 unset OFFKEY_SERVER OFFKEY_TOKEN OFFKEY_DATA OFFKEY_DATABASE_URL
 STORE=(--data "$WORK/data")
-if [ -n "${DATABASE_URL:-}" ]; then STORE=(--database "$DATABASE_URL"); fi
+if [ -n "${DATABASE_URL:-}" ]; then
+    # A fresh schema per run (psql: Debian's postgresql-client), so runs never mix; the
+    # service's connections use it through search_path in the URL's options.
+    schema="load_$$_$RANDOM"
+    psql "$DATABASE_URL" -qc "CREATE SCHEMA $schema" >/dev/null
+    sep="?"; case "$DATABASE_URL" in *\?*) sep="&" ;; esac
+    STORE=(--database "${DATABASE_URL}${sep}options=-csearch_path%3D${schema}")
+fi
 PASSWORD="load-password-$$-$RANDOM"
 printf '%s\n' "$PASSWORD" | "$BIN" members add --email load@example.com --name Load \
     --role admin --password-stdin "${STORE[@]}" >/dev/null
@@ -44,7 +51,9 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 [ -n "$URL" ] || { echo "the server did not start" >&2; cat "$WORK/serve.log" >&2; exit 1; }
-echo "server: $URL (release build; store: ${DATABASE_URL:+PostgreSQL}${DATABASE_URL:-SQLite on $(df -P "$WORK" | awk 'NR==2 {print $1}')})"
+# The database URL is not printed: it may hold a password.
+if [ -n "${DATABASE_URL:-}" ]; then where="PostgreSQL, schema $schema"; else where="SQLite on $(df -P "$WORK" | awk 'NR==2 {print $1}')"; fi
+echo "server: $URL (release build; store: $where)"
 echo "machine: $(nproc) cores; load generator on the same machine"
 
 printf '%s\n' "$PASSWORD" | "$BIN" login --server "$URL" --email load@example.com --password-stdin 2>/dev/null

@@ -6,6 +6,7 @@
 #   bash bench/service.sh                                  # SQLite (DURATION=10 s per wrk run)
 #   STORE=pg  DATABASE_URL=postgres://... bash bench/service.sh   # PostgreSQL, one replica
 #   STORE=pg3 DATABASE_URL=postgres://... bash bench/service.sh   # 3 replicas behind haproxy
+#   SKIP_BUILD=1 ...                                      # use the release binary as built
 #
 # DATABASE_URL must name a database the script may fill (it creates a fresh schema in it).
 # Needs: cargo, curl, wrk (and haproxy for pg3; both installed from Debian if missing), psql for
@@ -32,7 +33,9 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-(cd "$ROOT" && cargo build --release --bin offkey >&2)
+# SKIP_BUILD=1: use the release binary already in TARGET (build it first under the shared lock,
+# then run the benchmark outside it).
+[ -n "${SKIP_BUILD:-}" ] || (cd "$ROOT" && cargo build --release --bin offkey >&2)
 BIN="$TARGET/release/offkey"
 
 WORK="$(mktemp -d)"

@@ -161,6 +161,26 @@ impl FromRequestParts<AppState> for IntegrationKey {
             })?;
         let hash = sha256_hex(key.as_bytes());
         let now = state.now();
+        // A store with an async client (PostgreSQL) checks the key right here, without a
+        // hand-off to the blocking pool: the common case (a key used within the last minute)
+        // ends here; a use to record goes on to `use_key` below, which checks again under a row
+        // lock.
+        if let Some(check) = state.store().check_key_async(&hash, now) {
+            match check.await {
+                Ok(crate::store::KeyCheck::Recent(key_id)) => {
+                    state.metrics().key_used();
+                    return Ok(IntegrationKey { key_id });
+                }
+                Ok(crate::store::KeyCheck::Refused) => {
+                    return Err(ApiError::invalid_credentials("API key"));
+                }
+                Ok(crate::store::KeyCheck::Stale(_)) => {}
+                Err(e) => {
+                    state.metrics().store_error();
+                    return Err(ApiError::from(e));
+                }
+            }
+        }
         // Every store call may block (a reader can wait on the disk, a network store on the
         // network), so even the cheap check runs on the blocking pool, never on an async
         // worker; `use_key` checks first and writes only when a use must be recorded.

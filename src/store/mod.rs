@@ -136,6 +136,18 @@ pub trait Store: Send + Sync + 'static {
     /// anywhere is seen; [`Store::use_key`] is built on it and decides under a row lock when it
     /// must write.
     fn check_key(&self, sha256: &str, now: DateTime<Utc>) -> Result<KeyCheck>;
+    /// [`Store::check_key`] as a future that blocks no thread, for a store whose client is
+    /// async (PostgreSQL), so the integration API's hot read runs on the async worker without a
+    /// hand-off to the blocking pool. The same answer from the same committed state: nothing
+    /// is cached. `None` (the default): call `check_key` on the blocking pool.
+    fn check_key_async(
+        &self,
+        sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Option<std::pin::Pin<Box<dyn Future<Output = Result<KeyCheck>> + Send + 'static>>> {
+        let _ = (sha256, now);
+        None
+    }
     /// Authenticate an integration request: the id of the working key with this hash, recording
     /// the use (coalesced to [`LAST_USED_RESOLUTION`], shared by all instances: at most one write
     /// a minute per key) and, on a rotated key's first use, retiring the key it replaced when

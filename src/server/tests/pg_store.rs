@@ -95,6 +95,14 @@ impl Store for OffRuntime {
     fn check_key(&self, s: &str, now: DateTime<Utc>) -> R<KeyCheck> {
         off(|| self.store().check_key(s, now))
     }
+    fn check_key_async(
+        &self,
+        s: &str,
+        now: DateTime<Utc>,
+    ) -> Option<std::pin::Pin<Box<dyn Future<Output = R<KeyCheck>> + Send + 'static>>> {
+        // Async: runs on the test's runtime, as the server runs it on its own.
+        self.store().check_key_async(s, now)
+    }
     fn use_key(&self, s: &str, now: DateTime<Utc>) -> R<Option<String>> {
         off(|| self.store().use_key(s, now))
     }

@@ -20,9 +20,10 @@
 //! Schema migrations are versioned (`schema-N.sql`, version in `offkey_schema`) and applied
 //! under a transaction-scoped advisory lock, so replicas that start at once apply each one once.
 
+mod reader;
 mod url;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use postgres::error::SqlState;
@@ -51,8 +52,17 @@ const MIGRATION_LOCK: i64 = 0x6f66_666b_6579_0001;
 /// run again before giving up.
 const TRIES: u32 = 5;
 
-/// Connections per replica.
+/// Connections per replica for everything but the integration API's key check.
 const POOL_SIZE: u32 = 16;
+
+/// Async connections per replica for the integration API's key check ([`reader`]): one per
+/// core (2 to 8). Each pipelines many concurrent reads, and the database has no more cores to
+/// run more backends on at once.
+fn readers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZero::get)
+        .clamp(2, 8)
+}
 
 /// The columns [`key_from_row`] reads (16), from [`KEY_FROM`].
 const KEY_COLUMNS: &str = "k.id, k.last4, k.memo, k.kind, k.created_at, k.last_used_at,
@@ -66,12 +76,75 @@ const KEY_FROM: &str = "FROM keys k
     LEFT JOIN LATERAL (SELECT y.source, y.location, y.seen_at FROM exposures y
         WHERE y.key_id = k.id ORDER BY y.seen_at DESC LIMIT 1) e ON TRUE";
 
-type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
+/// The integration API's hot read (see [`Store::check_key`]), prepared once per connection.
+const CHECK_KEY: &str =
+    "SELECT id, last_used_at, deleted_at, expires_at, retire_replaced_on_first_use,
+        replaces FROM keys WHERE sha256 = $1";
+
+/// A pooled connection idle for longer than this is checked (one empty query) before use; one
+/// used more recently is handed out as it is. r2d2 checks every checkout by default, which cost
+/// the integration API a second round trip per request (bench/SERVICE.md).
+const CHECK_IDLE: Duration = Duration::from_secs(1);
+
+type Pool = r2d2::Pool<Manager>;
+
+/// One pooled connection: the client and its prepared hot statement.
+pub(crate) struct PgConn {
+    client: postgres::Client,
+    /// [`CHECK_KEY`], prepared at its first use (not on connect: `migrate` connects before the
+    /// table exists).
+    check_key: Option<postgres::Statement>,
+    last_used: Instant,
+}
+
+impl std::ops::Deref for PgConn {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for PgConn {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        &mut self.client
+    }
+}
+
+/// r2d2's connection manager: connects, and checks only connections that sat idle for
+/// [`CHECK_IDLE`] or longer.
+pub(crate) struct Manager(PostgresConnectionManager<MakeRustlsConnect>);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = PgConn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> std::result::Result<PgConn, postgres::Error> {
+        Ok(PgConn {
+            client: self.0.connect()?,
+            check_key: None,
+            last_used: Instant::now(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PgConn) -> std::result::Result<(), postgres::Error> {
+        if conn.last_used.elapsed() < CHECK_IDLE {
+            return Ok(());
+        }
+        conn.client.simple_query("").map(|_| ())
+    }
+
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        // Called on every check-in: the connection was just used.
+        conn.last_used = Instant::now();
+        conn.client.is_closed()
+    }
+}
 
 /// The PostgreSQL key store.
 pub struct PgStore {
     target: String,
     pool: Pool,
+    reader: std::sync::Arc<reader::Reader>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -254,6 +327,20 @@ struct UseRow {
 }
 
 impl UseRow {
+    /// What [`Store::check_key`] answers for this row (`None`: no key has the hash).
+    fn check(row: Option<UseRow>, now: DateTime<Utc>) -> KeyCheck {
+        match row {
+            Some(row) if row.works(now) => {
+                if row.fresh(now) {
+                    KeyCheck::Recent(row.id)
+                } else {
+                    KeyCheck::Stale(row.id)
+                }
+            }
+            _ => KeyCheck::Refused,
+        }
+    }
+
     fn works(&self, now: DateTime<Utc>) -> bool {
         lifecycle::works(opt_time(self.deleted_at), opt_time(self.expires_at), now)
     }
@@ -284,7 +371,14 @@ impl PgStore {
     pub fn connect(url: &str) -> Result<Self> {
         let url = DbUrl::parse(url)?;
         let target = url.target();
-        let manager = PostgresConnectionManager::new(url.config.clone(), url.tls()?);
+        let tls = url.tls()?;
+        let reader = std::sync::Arc::new(reader::Reader::new(
+            url.async_config.clone(),
+            tls.clone(),
+            target.clone(),
+            readers(),
+        ));
+        let manager = Manager(PostgresConnectionManager::new(url.config.clone(), tls));
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
@@ -298,7 +392,11 @@ impl PgStore {
                 target: target.clone(),
                 message: e.to_string(),
             })?;
-        Ok(PgStore { target, pool })
+        Ok(PgStore {
+            target,
+            pool,
+            reader,
+        })
     }
 
     /// Connect and bring the schema up to date: what `offkey serve` does at start.
@@ -353,7 +451,7 @@ impl PgStore {
         Ok((found, known))
     }
 
-    fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>> {
+    fn conn(&self) -> Result<r2d2::PooledConnection<Manager>> {
         self.pool.get().map_err(|e| StoreError::Connect {
             target: self.target.clone(),
             message: e.to_string(),
@@ -579,10 +677,22 @@ impl PgStore {
 
 impl Store for PgStore {
     fn ping(&self) -> Result<()> {
-        self.with(|c| {
-            c.query_one("SELECT 1", &[])?;
-            Ok(())
-        })
+        // A read: a pooled connection the server ended (checked only after 1 s idle) is
+        // dropped and the next one tried, so /healthz says 200 as soon as the database is back.
+        let mut tries = 0;
+        loop {
+            let mut conn = self.conn()?;
+            match conn.query_one("SELECT 1", &[]) {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if (conn.is_closed() || matches!(backend(&e), StoreError::Unavailable(_)))
+                        && tries < POOL_SIZE =>
+                {
+                    tries += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn add_member(&self, m: NewMember, now: DateTime<Utc>) -> Result<Member> {
@@ -980,33 +1090,55 @@ impl Store for PgStore {
     }
 
     fn check_key(&self, sha256: &str, now: DateTime<Utc>) -> Result<KeyCheck> {
-        // The integration API's hot path: one round trip (typed parameters, no prepare step).
-        let Some(row) = self.with(|c| {
-            Ok(c.query_typed_opt(
-                "SELECT id, last_used_at, deleted_at, expires_at, retire_replaced_on_first_use,
-                    replaces FROM keys WHERE sha256 = $1",
-                &[(&sha256, postgres::types::Type::TEXT)],
-            )?
-            .map(|r| UseRow {
-                id: r.get(0),
-                last_used_at: r.get(1),
-                deleted_at: r.get(2),
-                expires_at: r.get(3),
-                retire_replaced_on_first_use: r.get(4),
-                replaces: r.get(5),
-            }))
-        })?
-        else {
-            return Ok(KeyCheck::Refused);
+        // The integration API's hot path: one round trip with the connection's prepared
+        // statement (no parse or plan on the server). A read, so when the connection turns out
+        // broken (the server ended it since its last use: a restart) the read is tried again on
+        // another; each broken one leaves the pool as it is returned.
+        let mut tries = 0;
+        let row = loop {
+            let mut conn = self.conn()?;
+            let stmt = match &conn.check_key {
+                Some(stmt) => Ok(stmt.clone()),
+                None => conn.prepare_typed(CHECK_KEY, &[postgres::types::Type::TEXT]),
+            };
+            let read = stmt.and_then(|stmt| {
+                conn.check_key = Some(stmt.clone());
+                conn.query_opt(&stmt, &[&sha256])
+            });
+            match read {
+                Ok(row) => {
+                    break row.map(|r| UseRow {
+                        id: r.get(0),
+                        last_used_at: r.get(1),
+                        deleted_at: r.get(2),
+                        expires_at: r.get(3),
+                        retire_replaced_on_first_use: r.get(4),
+                        replaces: r.get(5),
+                    });
+                }
+                // Ended by the server (57P01 arrives before the socket closes) or broken.
+                Err(e)
+                    if (conn.is_closed() || matches!(backend(&e), StoreError::Unavailable(_)))
+                        && tries < POOL_SIZE =>
+                {
+                    tries += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
         };
-        if !row.works(now) {
-            return Ok(KeyCheck::Refused);
-        }
-        Ok(if row.fresh(now) {
-            KeyCheck::Recent(row.id)
-        } else {
-            KeyCheck::Stale(row.id)
-        })
+        Ok(UseRow::check(row, now))
+    }
+
+    fn check_key_async(
+        &self,
+        sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Option<std::pin::Pin<Box<dyn Future<Output = Result<KeyCheck>> + Send + 'static>>> {
+        let reader = std::sync::Arc::clone(&self.reader);
+        let sha256 = sha256.to_owned();
+        Some(Box::pin(async move {
+            Ok(UseRow::check(reader.read(&sha256).await?, now))
+        }))
     }
 
     fn use_key(&self, sha256: &str, now: DateTime<Utc>) -> Result<Option<String>> {

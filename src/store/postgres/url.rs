@@ -34,6 +34,8 @@ pub enum Tls {
 pub struct DbUrl {
     /// The driver's configuration (TLS mode set from `sslmode`).
     pub config: postgres::Config,
+    /// The same for the async client of the integration API's key check.
+    pub async_config: tokio_postgres::Config,
     /// TLS or not.
     pub tls: Tls,
     /// `sslrootcert`: PEM file of the CA to trust instead of the Mozilla roots.
@@ -112,11 +114,19 @@ impl DbUrl {
             Tls::Off => SslMode::Disable,
             Tls::Verify => SslMode::Require,
         });
+        let mut async_config: tokio_postgres::Config = rest
+            .parse()
+            .map_err(|e: postgres::Error| bad(e.to_string()))?;
+        async_config.ssl_mode(match tls {
+            Tls::Off => SslMode::Disable,
+            Tls::Verify => SslMode::Require,
+        });
         if tls == Tls::Off && root_cert.is_some() {
             return Err(bad("sslrootcert needs sslmode=require or verify-full"));
         }
         Ok(DbUrl {
             config,
+            async_config,
             tls,
             root_cert,
         })
