@@ -39,6 +39,19 @@ const URI_ESCAPE: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
+/// A finding's path as a SARIF artifact URI: a relative path stays a relative reference (to
+/// the scan root, as code scanning expects); an absolute path (an image or file named by its
+/// full path) becomes a `file://` URI, because a relative reference may not begin with `/`
+/// (SARIF1004, and GitHub would not resolve it).
+fn artifact_uri(path: &str) -> String {
+    let encoded = utf8_percent_encode(path, URI_ESCAPE).to_string();
+    if path.starts_with('/') {
+        format!("file://{encoded}")
+    } else {
+        encoded
+    }
+}
+
 const HELP_TEXT: &str = "A live Offset Commerce API key acts on the merchant account like a password. \
 Rotate it: `offkey rotate KEY_ID` creates the replacement, delivers it, then retires the old key \
 (or use Settings → API Keys: create a new key, put it in place, delete the old one). Deleting the \
@@ -171,7 +184,7 @@ fn result(f: &Finding, rules: &RuleSet) -> SarifResult {
             .end_column(col + f.span.max(1) as i64)
             .build()
     };
-    let uri = utf8_percent_encode(&f.location.path, URI_ESCAPE).to_string();
+    let uri = artifact_uri(&f.location.path);
     let mut fps = BTreeMap::new();
     fps.insert("offkeyKeyPath/v1".to_owned(), fingerprint(f));
     let mut props = BTreeMap::new();
@@ -285,4 +298,18 @@ pub fn write_sarif(
         .build();
     serde_json::to_writer_pretty(&mut *w, &sarif)?;
     writeln!(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::artifact_uri;
+
+    #[test]
+    fn an_absolute_path_is_a_file_uri_and_a_relative_one_stays_relative() {
+        assert_eq!(
+            artifact_uri("/tmp/shots/my shot.png"),
+            "file:///tmp/shots/my%20shot.png"
+        );
+        assert_eq!(artifact_uri("src/app.env"), "src/app.env");
+    }
 }
