@@ -616,6 +616,43 @@ fn assert_recovers(api: &Api, answered: &mut Vec<Held>, what: &str) {
     }
 }
 
+/// After a test refused writes: the log of `server` says why and holds no whole key, SQLite's
+/// integrity check passes, and after a restart every answered create is listed and works and
+/// the answered delete stays deleted. The keys listed after the restart.
+fn after_refused_writes(
+    server: Server,
+    data: &Path,
+    api: &Api,
+    answered: &[Held],
+    deleted: &Held,
+) -> Vec<(String, String)> {
+    let log = server.stop();
+    assert!(
+        log.contains("key store unavailable"),
+        "the server log says why writes were refused:\n{log}"
+    );
+    for h in answered.iter().chain([deleted]) {
+        assert!(!log.contains(&h.key), "a whole key reached the server log");
+    }
+    let db = rusqlite::Connection::open(data.join("keys.db")).expect("open keys.db");
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check");
+    assert_eq!(check, "ok");
+    drop(db);
+    let server = Server::start_with(data, &[], "warn");
+    let api = api.at(&server.url);
+    let listed = api.listed();
+    let ids: HashSet<String> = listed.iter().map(|(id, _)| id.clone()).collect();
+    for h in answered {
+        assert!(ids.contains(&h.id), "an answered create survived");
+        let (status, _, _) = api.account(&h.key).expect("account answers");
+        assert_eq!(status, 200);
+    }
+    assert!(!ids.contains(&deleted.id), "the answered delete survived");
+    listed
+}
+
 #[test]
 fn disk_full_store_refuses_writes_with_503_keeps_reads_and_recovers_by_itself() {
     let fs = Tmpfs::mount("8m");
@@ -650,30 +687,7 @@ fn disk_full_store_refuses_writes_with_503_keeps_reads_and_recovers_by_itself() 
     assert_eq!(status, 204, "{body}");
     let deleted = answered.remove(0);
 
-    let log = server.stop();
-    assert!(
-        log.contains("key store unavailable"),
-        "the server log says why writes were refused:\n{log}"
-    );
-    for h in answered.iter().chain([&deleted]) {
-        assert!(!log.contains(&h.key), "a whole key reached the server log");
-    }
-    // Nothing corrupted: SQLite's own check, and every answered write is there after a restart.
-    let db = rusqlite::Connection::open(data.join("keys.db")).expect("open keys.db");
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check");
-    assert_eq!(check, "ok");
-    drop(db);
-    let server = Server::start_with(&data, &[], "warn");
-    let api = api.at(&server.url);
-    let ids: HashSet<String> = api.listed().into_iter().map(|(id, _)| id).collect();
-    for h in &answered {
-        assert!(ids.contains(&h.id), "an answered create survived");
-        let (status, _, _) = api.account(&h.key).expect("account answers");
-        assert_eq!(status, 200);
-    }
-    assert!(!ids.contains(&deleted.id), "the answered delete survived");
+    after_refused_writes(server, &data, &api, &answered, &deleted);
 }
 
 /// An ext4 file system in a loop-mounted image for one test: unlike tmpfs it keeps the immutable
@@ -824,30 +838,7 @@ fn read_only_store_refuses_writes_with_503_keeps_reads_and_recovers_by_itself() 
         "the key of the refused rotation still works: {body}"
     );
 
-    let log = server.stop();
-    assert!(
-        log.contains("key store unavailable"),
-        "the server log says why writes were refused:\n{log}"
-    );
-    for h in answered.iter().chain([&deleted]) {
-        assert!(!log.contains(&h.key), "a whole key reached the server log");
-    }
-    let db = rusqlite::Connection::open(data.join("keys.db")).expect("open keys.db");
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .expect("integrity_check");
-    assert_eq!(check, "ok");
-    drop(db);
-    let server = Server::start_with(&data, &[], "warn");
-    let api = api.at(&server.url);
-    let listed = api.listed();
-    let ids: HashSet<String> = listed.iter().map(|(id, _)| id.clone()).collect();
-    for h in &answered {
-        assert!(ids.contains(&h.id), "an answered create survived");
-        let (status, _, _) = api.account(&h.key).expect("account answers");
-        assert_eq!(status, 200);
-    }
-    assert!(!ids.contains(&deleted.id), "the answered delete survived");
+    let listed = after_refused_writes(server, &data, &api, &answered, &deleted);
     assert_eq!(
         listed.len(),
         answered.len(),

@@ -327,6 +327,18 @@ struct UseRow {
 }
 
 impl UseRow {
+    /// A row of `CHECK_KEY` (or of any query selecting the same columns in the same order).
+    fn from_row(r: &Row) -> UseRow {
+        UseRow {
+            id: r.get(0),
+            last_used_at: r.get(1),
+            deleted_at: r.get(2),
+            expires_at: r.get(3),
+            retire_replaced_on_first_use: r.get(4),
+            replaces: r.get(5),
+        }
+    }
+
     /// What [`Store::check_key`] answers for this row (`None`: no key has the hash).
     fn check(row: Option<UseRow>, now: DateTime<Utc>) -> KeyCheck {
         match row {
@@ -355,14 +367,10 @@ impl UseRow {
 fn use_row_for_update(conn: &mut impl GenericClient, sha256: &str) -> Result<Option<UseRow>> {
     let sql = "SELECT id, last_used_at, deleted_at, expires_at, retire_replaced_on_first_use,
             replaces FROM keys WHERE sha256 = $1 FOR UPDATE";
-    Ok(conn.query_opt(sql, &[&sha256])?.map(|r| UseRow {
-        id: r.get(0),
-        last_used_at: r.get(1),
-        deleted_at: r.get(2),
-        expires_at: r.get(3),
-        retire_replaced_on_first_use: r.get(4),
-        replaces: r.get(5),
-    }))
+    Ok(conn
+        .query_opt(sql, &[&sha256])?
+        .as_ref()
+        .map(UseRow::from_row))
 }
 
 impl PgStore {
@@ -1107,14 +1115,7 @@ impl Store for PgStore {
             });
             match read {
                 Ok(row) => {
-                    break row.map(|r| UseRow {
-                        id: r.get(0),
-                        last_used_at: r.get(1),
-                        deleted_at: r.get(2),
-                        expires_at: r.get(3),
-                        retire_replaced_on_first_use: r.get(4),
-                        replaces: r.get(5),
-                    });
+                    break row.as_ref().map(UseRow::from_row);
                 }
                 // Ended by the server (57P01 arrives before the socket closes) or broken.
                 Err(e)

@@ -106,14 +106,7 @@ impl Reader {
                 return Err(err);
             }
         };
-        Ok(row.map(|r| UseRow {
-            id: r.get(0),
-            last_used_at: r.get(1),
-            deleted_at: r.get(2),
-            expires_at: r.get(3),
-            retire_replaced_on_first_use: r.get(4),
-            replaces: r.get(5),
-        }))
+        Ok(row.as_ref().map(UseRow::from_row))
     }
 
     /// The key row with this hash, read now. A read, so when the connection turned out broken
