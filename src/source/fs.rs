@@ -40,7 +40,7 @@ pub enum Event<'a> {
     Large(&'a File, u64, &'a Origin),
     /// A file or folder that could not be read: the path and why. The walk goes on.
     Error(String),
-    /// A file skipped on purpose: the path and why.
+    /// A file skipped (on purpose, or gone between walk and read): the path and why. A warning.
     Skipped(String),
 }
 
@@ -142,6 +142,17 @@ fn display_path(root: &Path, path: &Path) -> String {
     }
 }
 
+/// Why a file the walk listed could not be opened. Gone meanwhile (deleted or renamed between
+/// walk and read) is a warning naming it: nothing is there to scan, so the scan has not failed.
+/// Anything else (permissions, I/O) is an error.
+fn open_failed(shown: &str, e: &io::Error) -> Event<'static> {
+    if e.kind() == io::ErrorKind::NotFound {
+        Event::Skipped(format!("{shown}: vanished before it was read"))
+    } else {
+        Event::Error(format!("{shown}: {e}"))
+    }
+}
+
 /// Open, size and read (or map) one regular file. The type comes from the directory entry and
 /// the size from the open file (`fstat`), so no file costs a second path lookup.
 fn read_one<V: FnMut(Event<'_>)>(
@@ -154,7 +165,7 @@ fn read_one<V: FnMut(Event<'_>)>(
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => {
-            visit(Event::Error(format!("{shown}: {e}")));
+            visit(open_failed(shown, &e));
             return;
         }
     };
