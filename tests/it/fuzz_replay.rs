@@ -3,6 +3,12 @@
 //! cargo-fuzz crate calls (`offkey::fuzzing`), so CI keeps them passing without nightly.
 
 use std::path::Path;
+use std::sync::mpsc::{RecvTimeoutError, channel};
+use std::time::Duration;
+
+/// Each input gets this long (a debug build): a hang regression fails naming its file instead
+/// of hanging CI.
+const PER_INPUT: Duration = Duration::from_secs(10);
 
 #[test]
 fn every_fuzz_target_replays_its_corpus_and_regressions_without_a_panic() {
@@ -24,12 +30,22 @@ fn every_fuzz_target_replays_its_corpus_and_regressions_without_a_panic() {
         inputs.sort();
         for input in inputs {
             let data = std::fs::read(&input).expect("read corpus input");
-            let outcome = std::panic::catch_unwind(|| target(&data));
-            assert!(
-                outcome.is_ok(),
-                "fuzz target {name} panicked on {}",
-                input.display()
-            );
+            let (tx, rx) = channel();
+            let worker = std::thread::spawn(move || {
+                let outcome = std::panic::catch_unwind(|| target(&data));
+                let _ = tx.send(outcome.is_ok());
+            });
+            match rx.recv_timeout(PER_INPUT) {
+                Ok(ok) => assert!(ok, "fuzz target {name} panicked on {}", input.display()),
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "fuzz target {name} took more than {PER_INPUT:?} on {} (a hang?)",
+                    input.display()
+                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("fuzz target {name} died on {}", input.display())
+                }
+            }
+            worker.join().expect("the replay thread ends");
             replayed += 1;
         }
     }
