@@ -398,7 +398,7 @@ fn a_file_deleted_between_walk_and_read_is_named_and_the_others_are_read() {
         tree.file(&format!("dir/{n}"), format!("K={}\n", current_key()));
     }
     let seen: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let errors: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let warnings: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let deleted: Mutex<Option<String>> = Mutex::new(None);
     let opts = WalkOptions {
         roots: vec![tree.root().to_path_buf()],
@@ -432,7 +432,7 @@ fn a_file_deleted_between_walk_and_read_is_named_and_the_others_are_read() {
             }
             Event::Large(_, _, origin) => panic!("{}: small files are read whole", origin.path),
             Event::Error(e) => panic!("a vanished file is not an error: {e}"),
-            Event::Skipped(s) => errors.lock().expect("lock").push(s),
+            Event::Skipped(s) => warnings.lock().expect("lock").push(s),
         }
     })
     .expect("the walk runs");
@@ -442,15 +442,15 @@ fn a_file_deleted_between_walk_and_read_is_named_and_the_others_are_read() {
         .expect("a file was deleted");
     let mut seen = seen.into_inner().expect("lock");
     seen.sort();
-    let errors = errors.into_inner().expect("lock");
+    let warnings = warnings.into_inner().expect("lock");
     assert_eq!(
-        errors.len(),
+        warnings.len(),
         1,
-        "one warning, for the deleted file ({victim}): {errors:?}"
+        "one warning, for the deleted file ({victim}): {warnings:?}"
     );
     assert!(
-        errors[0] == format!("{victim}: vanished before it was read"),
-        "the error names the deleted file and says why: {errors:?}"
+        warnings[0] == format!("{victim}: vanished before it was read"),
+        "the warning names the deleted file and says why: {warnings:?}"
     );
     let mut others: Vec<String> = names
         .iter()
