@@ -94,7 +94,7 @@ where
                 let entry = match entry {
                     Ok(e) => e,
                     Err(err) => {
-                        visit(Event::Error(err.to_string()));
+                        visit(walk_failed(&root, &err));
                         return WalkState::Continue;
                     }
                 };
@@ -139,6 +139,31 @@ fn display_path(root: &Path, path: &Path) -> String {
         s.replace('\\', "/")
     } else {
         s.into_owned()
+    }
+}
+
+/// Why the walk could not go on somewhere. A folder gone meanwhile (deleted or renamed after
+/// its parent was listed) is a warning naming it, like a vanished file: nothing is left there to
+/// scan. Anything else (permissions, a symlink loop, I/O) is an error.
+fn walk_failed(root: &Path, err: &ignore::Error) -> Event<'static> {
+    fn path_of(err: &ignore::Error) -> Option<&Path> {
+        match err {
+            ignore::Error::WithPath { path, .. } => Some(path),
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+                path_of(err)
+            }
+            _ => None,
+        }
+    }
+    let gone = err
+        .io_error()
+        .is_some_and(|e| e.kind() == io::ErrorKind::NotFound);
+    match path_of(err) {
+        Some(path) if gone => Event::Skipped(format!(
+            "{}: vanished before it was read",
+            display_path(root, path)
+        )),
+        _ => Event::Error(err.to_string()),
     }
 }
 

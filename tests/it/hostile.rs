@@ -461,6 +461,75 @@ fn a_file_deleted_between_walk_and_read_is_named_and_the_others_are_read() {
     assert_eq!(seen, others, "every other file is read, once");
 }
 
+/// A folder deleted after its parent was listed but before the walk read it (a build cleaning
+/// up, a checkout switching branches) is a warning naming the folder, not an error (exit 2):
+/// nothing is left there to scan. The folders read before it are scanned in full.
+#[test]
+fn a_folder_deleted_during_the_walk_is_named_and_the_others_are_read() {
+    use offkey::source::{Event, WalkOptions, walk};
+    use std::sync::Mutex;
+    let tree = Tree::new();
+    let dirs = ["d1", "d2", "d3", "d4"];
+    for d in dirs {
+        tree.file(&format!("{d}/sub/k.env"), format!("K={}\n", current_key()));
+    }
+    let seen: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let warnings: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let deleted: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let opts = WalkOptions {
+        roots: vec![tree.root().to_path_buf()],
+        excludes: Vec::new(),
+        gitignore: false,
+        max_file_size: 1 << 20,
+        threads: 1,
+    };
+    walk(&opts, || {
+        |ev: Event<'_>| match ev {
+            Event::Blob(_, origin) => {
+                seen.lock().expect("lock").push(origin.path.clone());
+                let mut deleted = deleted.lock().expect("lock");
+                if deleted.is_empty() {
+                    // Every other top folder: listed by the root's read, not read yet.
+                    let first = origin.path.split('/').next().expect("a folder").to_string();
+                    for d in dirs.iter().filter(|d| **d != first) {
+                        std::fs::remove_dir_all(tree.path(d)).expect("delete");
+                        deleted.push(d.to_string());
+                    }
+                }
+            }
+            Event::Large(_, _, origin) => panic!("{}: small files are read whole", origin.path),
+            Event::Error(e) => panic!("a vanished folder is not an error: {e}"),
+            Event::Skipped(s) => warnings.lock().expect("lock").push(s),
+        }
+    })
+    .expect("the walk runs");
+    let deleted = deleted.into_inner().expect("lock");
+    assert_eq!(deleted.len(), 3, "three folders were deleted");
+    let seen = seen.into_inner().expect("lock");
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the first folder's file was left: {seen:?}"
+    );
+    let mut warnings = warnings.into_inner().expect("lock");
+    warnings.sort();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.ends_with(": vanished before it was read") && !w.contains("k.env")),
+        "a deleted folder is named as vanished: {warnings:?}"
+    );
+    for w in &warnings {
+        assert!(
+            w.ends_with(": vanished before it was read")
+                && deleted
+                    .iter()
+                    .any(|d| w.starts_with(&format!("{d}/")) || w.starts_with(&format!("{d}:"))),
+            "each warning names a deleted folder or a file in one: {w}"
+        );
+    }
+}
+
 /// Character devices in the tree (`zero`, `null` and `tty` nodes, made with mknod) are never
 /// opened: reading `zero` never ends, opening `tty` fails (no controlling terminal: the scan
 /// would exit 2) or reads the terminal (the scan would hang).
