@@ -72,11 +72,13 @@ pub fn scan_history(
     if timing && let Some(walk) = &walk {
         let t = &walk.timing;
         eprintln!(
-            "offkey: timing: pack walk {} ms wall ({} trees, {} commits parsed{}; thread time: \
-             scan {} ms, tree/commit parse {} ms, the rest is pack read, inflate and delta apply)",
+            "offkey: timing: pack walk {} ms wall ({} trees, {} commits parsed, graph {} KiB{}; \
+             thread time: scan {} ms, tree/commit parse {} ms, the rest is pack read, inflate \
+             and delta apply)",
             t.wall.as_millis(),
             t.trees,
             t.commits,
+            t.graph_bytes >> 10,
             if walk.graph_complete {
                 ""
             } else {

@@ -110,7 +110,16 @@ pub struct Prune<'a> {
 impl<'a> Prune<'a> {
     /// From a pack walk's graph and its clean blobs (key -> size).
     pub fn new(graph: &'a super::Graph, clean: HashMap<u64, u64>) -> Self {
+        let t = std::time::Instant::now();
         let dirty = graph.dirty_trees(|b| !clean.contains_key(&b));
+        if std::env::var_os("OFFKEY_TIMING").is_some() {
+            eprintln!(
+                "offkey: timing: graph sweep {} ms, {} of {} trees hold a blob to attribute",
+                t.elapsed().as_millis(),
+                dirty.len(),
+                graph.size().0
+            );
+        }
         Prune {
             graph,
             dirty,
@@ -119,7 +128,7 @@ impl<'a> Prune<'a> {
     }
 
     fn tree_is_dirty(&self, tree: u64) -> bool {
-        self.dirty.contains(&tree) || !self.graph.trees.contains_key(&tree)
+        self.dirty.contains(&tree) || !self.graph.has_tree(tree)
     }
 
     fn blob_is_clean(&self, id: Oid) -> bool {
@@ -276,7 +285,14 @@ pub fn history_with(opts: &HistoryOptions, prune: Option<&Prune<'_>>) -> Result<
     }
     if let Some(p) = prune {
         let repo = open(&opts.repo)?;
+        let t = std::time::Instant::now();
         out.reachable = Some(reachable(&repo, &oids, p, &out.blobs));
+        if std::env::var_os("OFFKEY_TIMING").is_some() {
+            eprintln!(
+                "offkey: timing: blobs counted in {} ms",
+                t.elapsed().as_millis()
+            );
+        }
     }
     Ok(out)
 }
@@ -295,7 +311,10 @@ fn reachable(
         .iter()
         .map(|b| super::object_key(b.id.as_bytes()))
         .collect();
+    // Trees reached: those the graph kept (their blobs listed from it below) and the others
+    // (read with libgit2 here).
     let mut trees: HashSet<u64> = HashSet::new();
+    let mut kept: HashSet<u64> = HashSet::new();
     // Trees to visit: by key when the graph has them, by id otherwise.
     let mut keyed: Vec<u64> = Vec::new();
     let mut by_id: Vec<Oid> = Vec::new();
@@ -309,21 +328,25 @@ fn reachable(
             }
         }
     }
+    let regular_blobs = |tree: &git2::Tree<'_>, blobs: &mut HashSet<u64>| {
+        for e in tree.iter() {
+            if e.kind() == Some(git2::ObjectType::Blob) && e.filemode() & 0o170000 == 0o100000 {
+                blobs.insert(super::object_key(e.id().as_bytes()));
+            }
+        }
+    };
     loop {
         if let Some(t) = keyed.pop() {
             if !trees.insert(t) {
                 continue;
             }
-            for &e in p.graph.entries(t).unwrap_or(&[]) {
-                if e & 1 == 1 {
-                    keyed.push(e & !1);
-                } else {
-                    blobs.insert(e);
-                }
+            if let Some(subs) = p.graph.subtrees(t) {
+                kept.insert(t);
+                keyed.extend(subs.iter().map(|&s| s & !1));
             }
         } else if let Some(id) = by_id.pop() {
             let k = super::object_key(id.as_bytes());
-            if p.graph.trees.contains_key(&k) {
+            if p.graph.has_tree(k) {
                 keyed.push(k);
                 continue;
             }
@@ -334,16 +357,22 @@ fn reachable(
                 continue;
             };
             for e in tree.iter() {
-                match e.kind() {
-                    Some(git2::ObjectType::Tree) => by_id.push(e.id()),
-                    Some(git2::ObjectType::Blob) if e.filemode() & 0o170000 == 0o100000 => {
-                        blobs.insert(super::object_key(e.id().as_bytes()));
-                    }
-                    _ => {}
+                if e.kind() == Some(git2::ObjectType::Tree) {
+                    by_id.push(e.id());
                 }
             }
+            regular_blobs(&tree, &mut blobs);
         } else {
             break;
+        }
+    }
+    // The blobs of the kept trees, from the graph; a kept tree whose entries it could not
+    // derive is read with libgit2 (its subtrees were listed above).
+    for id in p.graph.blobs_of(&kept, |b| {
+        blobs.insert(b);
+    }) {
+        if let Ok(tree) = repo.find_tree(id) {
+            regular_blobs(&tree, &mut blobs);
         }
     }
     let bytes = blobs.iter().filter_map(|b| p.clean.get(b)).sum();

@@ -37,10 +37,12 @@ pub struct PackWalk {
     pub timing: WalkTiming,
 }
 
-/// The most tree entries the graph keeps (8 bytes each: 32 MiB). rust-lang/cargo's 129,000
-/// trees hold about 2.5 million; curl's 205,000 trees hold about 25 million (large flat
-/// directories changed often), which would cost 200 MiB: such a history keeps the full walk.
-pub const GRAPH_BUDGET: u64 = 4 << 20;
+/// The most bytes the graph keeps (48 MiB). A tree that is a delta of another is kept as the
+/// delta's copy instructions and the entries it inserts, not as every entry: curl's 205,000
+/// trees hold about 25 million entries (large flat directories changed often, 200 MiB at
+/// 8 bytes an entry), nearly all copied from their base. A history whose trees still go over
+/// keeps the full walk.
+pub const GRAPH_BUDGET: u64 = 48 << 20;
 
 /// Time spent in the pack walk, summed over its threads.
 #[derive(Debug, Default, Clone, Copy)]
@@ -55,6 +57,8 @@ pub struct WalkTiming {
     pub trees: u64,
     /// Commits parsed.
     pub commits: u64,
+    /// Bytes the graph took (over [`GRAPH_BUDGET`]: dropped).
+    pub graph_bytes: u64,
 }
 
 /// The compact key of an object id: its first 64 bits, the lowest one cleared (tree edges use
@@ -67,101 +71,422 @@ pub fn key(id: &[u8]) -> u64 {
     u64::from_le_bytes(b) & !1
 }
 
-/// Trees (their entries that are blobs or trees, as keys; a tree's key has its lowest bit
-/// set in an edge) and commits (their root tree's key), of the packs walked whole.
+/// One tree of a pack walked whole.
+#[derive(Debug, Clone)]
+struct TreeRec {
+    id: [u8; 20],
+    /// The pack (in the order they were merged) and the tree's offset in it: a delta's base
+    /// lies before it in the same pack.
+    pack: u32,
+    offset: u64,
+    /// Its subtrees' keys, in `Graph::subs`.
+    subs: (u32, u32),
+    /// Its blob entries, in `Graph::blob_keys` / `blob_offs`: every one for a tree stored
+    /// whole, those the delta inserts for a delta.
+    blobs: (u32, u32),
+    delta: Option<DeltaRec>,
+}
+
+/// A tree stored as a delta of the tree at `base` (a pack offset, same pack).
+#[derive(Debug, Clone, Copy)]
+struct DeltaRec {
+    base: u64,
+    /// Its copy instructions of at least an object id's length, in `Graph::copies`.
+    copies: (u32, u32),
+    /// How many of its blob entries lie wholly inside a copy, and the wrapping sum of their
+    /// keys: what the entries derived from the base must match, or the tree counts as unknown.
+    copied: u32,
+    sum: u64,
+}
+
+/// A tree's blob entries while [`Graph::expand`] needs them: key, id offset, whether the
+/// entry is new in this tree, and the visitor's flag.
+#[derive(Debug, Default, Clone)]
+struct Entries {
+    keys: Vec<u64>,
+    offs: Vec<u32>,
+    new: Vec<bool>,
+    tags: Vec<bool>,
+}
+
+impl Entries {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.offs.clear();
+        self.new.clear();
+        self.tags.clear();
+    }
+
+    fn push(&mut self, off: u32, key: u64, new: bool, tag: bool) {
+        self.offs.push(off);
+        self.keys.push(key);
+        self.new.push(new);
+        self.tags.push(tag);
+    }
+}
+
+/// A delta's copy instruction: `len` bytes of the base from `src` land at `dst`.
+#[derive(Debug, Clone, Copy)]
+struct CopyOp {
+    src: u32,
+    dst: u32,
+    len: u32,
+}
+
+/// Trees (their blob entries and subtrees, as keys) and commits (their root tree's key), of
+/// the packs walked whole. A tree that is a delta of another tree is kept as its delta; its
+/// entries are derived from its base's when needed ([`Graph::expand`]).
 #[derive(Debug, Default)]
 pub struct Graph {
-    /// Tree key -> its range in `edges`.
-    pub trees: HashMap<u64, (u32, u32)>,
-    /// Entries of every tree, back to back: a key, `| 1` for a subtree.
-    pub edges: Vec<u64>,
+    /// Tree key -> its record (the first, if two packs hold it).
+    trees: HashMap<u64, u32>,
+    recs: Vec<TreeRec>,
+    subs: Vec<u64>,
+    blob_keys: Vec<u64>,
+    blob_offs: Vec<u32>,
+    copies: Vec<CopyOp>,
     /// Commit key -> its root tree's key.
     pub commits: HashMap<u64, u64>,
+    packs: u32,
+}
+
+fn span(v: (u32, u32)) -> std::ops::Range<usize> {
+    v.0 as usize..(v.0 + v.1) as usize
 }
 
 impl Graph {
-    /// The entries of a tree the walk saw (`None`: not in a pack walked whole).
-    pub fn entries(&self, tree: u64) -> Option<&[u64]> {
-        self.trees
-            .get(&tree)
-            .map(|&(at, n)| &self.edges[at as usize..(at + n) as usize])
+    /// Whether the walk kept this tree.
+    pub fn has_tree(&self, tree: u64) -> bool {
+        self.trees.contains_key(&tree)
     }
 
-    fn merge(&mut self, other: PackGraph) {
-        for (tree, entries) in other.trees {
-            if self.trees.contains_key(&tree) {
-                continue;
+    /// The subtrees of a tree the walk kept (`None`: not in a pack walked whole).
+    pub fn subtrees(&self, tree: u64) -> Option<&[u64]> {
+        self.trees
+            .get(&tree)
+            .map(|&i| &self.subs[span(self.recs[i as usize].subs)])
+    }
+
+    /// Trees kept, and the entries stored for them (blob entries, subtrees, copies).
+    pub fn size(&self) -> (usize, usize) {
+        (
+            self.recs.len(),
+            self.blob_keys.len() + self.subs.len() + self.copies.len(),
+        )
+    }
+
+    fn merge(&mut self, other: Graph) {
+        let (subs, blobs, copies) = (
+            self.subs.len() as u32,
+            self.blob_keys.len() as u32,
+            self.copies.len() as u32,
+        );
+        let first = self.recs.len() as u32;
+        self.subs.extend_from_slice(&other.subs);
+        self.blob_keys.extend_from_slice(&other.blob_keys);
+        self.blob_offs.extend_from_slice(&other.blob_offs);
+        self.copies.extend_from_slice(&other.copies);
+        for (n, mut r) in other.recs.into_iter().enumerate() {
+            r.pack = self.packs;
+            r.subs.0 += subs;
+            r.blobs.0 += blobs;
+            if let Some(d) = &mut r.delta {
+                d.copies.0 += copies;
             }
-            let at = self.edges.len() as u32;
-            self.edges.extend_from_slice(&entries);
-            self.trees.insert(tree, (at, entries.len() as u32));
+            self.trees.entry(key(&r.id)).or_insert(first + n as u32);
+            self.recs.push(r);
         }
+        self.packs += 1;
         self.commits.extend(other.commits);
     }
 
+    /// Every tree's blob entries (as keys), each tree after its delta base: `visit` gets the
+    /// record's index, its base's (when its entries were derived from it), its entries, whether
+    /// each is new (not copied from the base: every entry of a tree stored whole), and a flag
+    /// per entry that a copied entry inherits from the base's and `visit` sets for new ones
+    /// (so a visitor looks at each new entry once, not at all 25 million of curl's). A delta whose base was not kept, or whose derived
+    /// entries do not match what the walk counted, is *unknown*: not visited, `false` in the
+    /// answer (such a tree is read again like one the walk did not see).
+    fn expand(
+        &self,
+        mut visit: impl FnMut(usize, Option<usize>, &[u64], &[bool], &mut [bool]),
+    ) -> Vec<bool> {
+        let n = self.recs.len();
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_unstable_by_key(|&i| (self.recs[i as usize].pack, self.recs[i as usize].offset));
+        let at: HashMap<(u32, u64), u32> = order
+            .iter()
+            .map(|&i| {
+                (
+                    (self.recs[i as usize].pack, self.recs[i as usize].offset),
+                    i,
+                )
+            })
+            .collect();
+        let base_of: Vec<Option<u32>> = self
+            .recs
+            .iter()
+            .map(|r| r.delta.and_then(|d| at.get(&(r.pack, d.base)).copied()))
+            .collect();
+        drop(at);
+        let mut pending = vec![0u32; n];
+        for b in base_of.iter().flatten() {
+            pending[*b as usize] += 1;
+        }
+        let mut live: HashMap<u32, Entries> = HashMap::new();
+        let mut known = vec![false; n];
+        let mut e = Entries::default();
+        for &i in &order {
+            let r = &self.recs[i as usize];
+            e.clear();
+            let mut derived_from = None;
+            let ok = match (r.delta, base_of[i as usize]) {
+                (None, _) => {
+                    e.keys.extend_from_slice(&self.blob_keys[span(r.blobs)]);
+                    e.offs.extend_from_slice(&self.blob_offs[span(r.blobs)]);
+                    e.new.resize(e.keys.len(), true);
+                    e.tags.resize(e.keys.len(), false);
+                    true
+                }
+                (Some(d), Some(b)) if known[b as usize] => {
+                    derived_from = Some(b as usize);
+                    self.derive(r, d, &live[&b], &mut e)
+                }
+                _ => false,
+            };
+            if let Some(b) = base_of[i as usize] {
+                pending[b as usize] -= 1;
+                if pending[b as usize] == 0 {
+                    live.remove(&b);
+                }
+            }
+            known[i as usize] = ok;
+            if ok {
+                visit(i as usize, derived_from, &e.keys, &e.new, &mut e.tags);
+                if pending[i as usize] > 0 {
+                    live.insert(i, e.clone());
+                }
+            }
+        }
+        known
+    }
+
+    /// A delta tree's blob entries, sorted by offset: the base's that its copies carry over
+    /// (with their tags), merged with those it inserts. `false` if they do not match what the
+    /// walk counted.
+    fn derive(&self, r: &TreeRec, d: DeltaRec, base: &Entries, e: &mut Entries) -> bool {
+        let mut copied: Vec<(u32, usize)> = Vec::new();
+        for c in &self.copies[span(d.copies)] {
+            let end = c.src as u64 + c.len as u64;
+            let mut j = base.offs.partition_point(|&o| o < c.src);
+            while j < base.offs.len() && base.offs[j] as u64 + 20 <= end {
+                copied.push((c.dst + (base.offs[j] - c.src), j));
+                j += 1;
+            }
+        }
+        let sum = copied
+            .iter()
+            .fold(0u64, |a, &(_, j)| a.wrapping_add(base.keys[j]));
+        if copied.len() != d.copied as usize || sum != d.sum {
+            return false;
+        }
+        let (nk, no) = (
+            &self.blob_keys[span(r.blobs)],
+            &self.blob_offs[span(r.blobs)],
+        );
+        let (mut a, mut b) = (0, 0);
+        while a < copied.len() || b < nk.len() {
+            if b == nk.len() || (a < copied.len() && copied[a].0 < no[b]) {
+                let j = copied[a].1;
+                e.push(copied[a].0, base.keys[j], false, base.tags[j]);
+                a += 1;
+            } else {
+                e.push(no[b], nk[b], true, false);
+                b += 1;
+            }
+        }
+        true
+    }
+
     /// The trees that hold, at any depth, a blob for which `dirty_blob` says yes, or a tree
-    /// the walk did not see (a loose or missing one: what it holds is not known).
+    /// the walk did not see or whose entries are unknown (what it holds is not known).
     pub fn dirty_trees(&self, dirty_blob: impl Fn(u64) -> bool) -> HashSet<u64> {
-        // Post-order over the graph with an explicit stack (trees nest deep); each tree once.
-        let mut state: HashMap<u64, bool> = HashMap::with_capacity(self.trees.len());
-        let mut stack: Vec<(u64, usize)> = Vec::new();
-        for &root in self.trees.keys() {
-            if state.contains_key(&root) {
+        let n = self.recs.len();
+        let mut dirty = vec![false; n];
+        let known = self.expand(|i, _, keys, new, tags| {
+            for j in 0..keys.len() {
+                if new[j] {
+                    tags[j] = dirty_blob(keys[j]);
+                }
+            }
+            dirty[i] = tags.iter().any(|&t| t);
+        });
+        for (d, k) in dirty.iter_mut().zip(&known) {
+            *d |= !k;
+        }
+        // Post-order over the subtrees with an explicit stack (trees nest deep); each tree
+        // once. A tree is marked when first met (a cycle is impossible in git, but a shared
+        // key must not loop).
+        let mut met = vec![false; n];
+        let mut stack: Vec<(usize, usize)> = Vec::new();
+        for root in 0..n {
+            if met[root] {
                 continue;
             }
+            met[root] = true;
             stack.push((root, 0));
-            while let Some(&mut (tree, ref mut next)) = stack.last_mut() {
-                let entries = self.entries(tree).unwrap_or(&[]);
+            while let Some(&mut (t, ref mut next)) = stack.last_mut() {
+                let subs = &self.subs[span(self.recs[t].subs)];
                 let mut descend = None;
-                while *next < entries.len() {
-                    let e = entries[*next];
+                while *next < subs.len() {
+                    let s = subs[*next];
                     *next += 1;
-                    if e & 1 == 1 {
-                        let sub = e & !1;
-                        if !self.trees.contains_key(&sub) {
-                            state.insert(tree, true);
-                        } else if !state.contains_key(&sub) {
-                            descend = Some(sub);
+                    match self.trees.get(&s) {
+                        None => dirty[t] = true,
+                        Some(&si) if !met[si as usize] => {
+                            descend = Some(si as usize);
                             break;
-                        } else if state[&sub] {
-                            state.insert(tree, true);
                         }
-                    } else if dirty_blob(e) {
-                        state.insert(tree, true);
+                        Some(&si) => dirty[t] |= dirty[si as usize],
                     }
                 }
                 match descend {
-                    Some(sub) => {
-                        // Marks it as on the way (a cycle is impossible in git, but a shared
-                        // key must not loop).
-                        state.insert(sub, false);
-                        stack.push((sub, 0));
+                    Some(si) => {
+                        met[si] = true;
+                        stack.push((si, 0));
                     }
                     None => {
-                        state.entry(tree).or_insert(false);
                         stack.pop();
                         if let Some(&(parent, _)) = stack.last() {
-                            if state[&tree] {
-                                state.insert(parent, true);
-                            }
+                            dirty[parent] |= dirty[t];
                         }
                     }
                 }
             }
         }
-        state
-            .into_iter()
-            .filter(|&(_, d)| d)
-            .map(|(t, _)| t)
+        (0..n)
+            .filter(|&i| dirty[i])
+            .map(|i| key(&self.recs[i].id))
             .collect()
+    }
+
+    /// The blob entries (keys) of the trees in `trees`: `blob` gets each; the ids of those of
+    /// them whose entries are unknown are returned, to be read another way.
+    pub fn blobs_of(&self, trees: &HashSet<u64>, mut blob: impl FnMut(u64)) -> Vec<Oid> {
+        // A tree derived from a base that is listed too holds the base's copied entries,
+        // listed already: only its new ones are.
+        let mut listed = vec![false; self.recs.len()];
+        let known = self.expand(|i, base, keys, new, _| {
+            if trees.contains(&key(&self.recs[i].id)) {
+                listed[i] = true;
+                let only_new = base.is_some_and(|b| listed[b]);
+                for (j, &k) in keys.iter().enumerate() {
+                    if !only_new || new[j] {
+                        blob(k);
+                    }
+                }
+            }
+        });
+        let mut unknown: Vec<Oid> = self
+            .recs
+            .iter()
+            .zip(&known)
+            .filter(|(r, k)| !**k && trees.contains(&key(&r.id)))
+            .filter_map(|(r, _)| Oid::from_bytes(&r.id).ok())
+            .collect();
+        unknown.sort();
+        unknown.dedup();
+        unknown
     }
 }
 
-/// One pack's trees and commits, merged into the [`Graph`] only if the whole pack was walked.
-#[derive(Default)]
-struct PackGraph {
-    trees: Vec<(u64, Vec<u64>)>,
-    commits: Vec<(u64, u64)>,
+/// A tree's entries as the walk keeps them. Modes as libgit2 reads them: `40000` a tree,
+/// `160000` a submodule and `120000` a link (neither kept), anything else a blob. `None` if
+/// the tree does not parse.
+fn tree_entries(data: &[u8], subs: &mut Vec<u64>, blobs: &mut Vec<(u32, u64)>) -> Option<()> {
+    let mut i = 0;
+    while i < data.len() {
+        let sp = memchr::memchr(b' ', &data[i..])? + i;
+        let mut mode = 0u32;
+        for &c in &data[i..sp] {
+            if !(b'0'..=b'7').contains(&c) || mode > 0o7777777 {
+                return None;
+            }
+            mode = mode * 8 + (c - b'0') as u32;
+        }
+        let nul = memchr::memchr(0, &data[sp..])? + sp;
+        let id_at = nul + 1;
+        let id = data.get(id_at..id_at + 20)?;
+        match mode & 0o170000 {
+            0o040000 => subs.push(key(id)),
+            0o160000 | 0o120000 => {}
+            _ => blobs.push((u32::try_from(id_at).ok()?, key(id))),
+        }
+        i = id_at + 20;
+    }
+    Some(())
+}
+
+/// A git delta's copy instructions of at least 20 bytes (an object id); `None` if it does not
+/// parse or does not produce `result_len` bytes.
+fn delta_copies(d: &[u8], result_len: usize, out: &mut Vec<CopyOp>) -> Option<()> {
+    fn varint(d: &[u8], i: &mut usize) -> Option<u64> {
+        let (mut v, mut shift) = (0u64, 0);
+        loop {
+            let b = *d.get(*i)?;
+            *i += 1;
+            v |= ((b & 0x7f) as u64).checked_shl(shift)?;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+            shift += 7;
+            if shift > 63 {
+                return None;
+            }
+        }
+    }
+    let mut i = 0;
+    let _base_len = varint(d, &mut i)?;
+    if varint(d, &mut i)? != result_len as u64 {
+        return None;
+    }
+    let mut dst = 0u64;
+    while i < d.len() {
+        let cmd = d[i];
+        i += 1;
+        if cmd & 0x80 != 0 {
+            let (mut off, mut size) = (0u64, 0u64);
+            for b in 0..4 {
+                if cmd & (1 << b) != 0 {
+                    off |= (*d.get(i)? as u64) << (8 * b);
+                    i += 1;
+                }
+            }
+            for b in 0..3 {
+                if cmd & (0x10 << b) != 0 {
+                    size |= (*d.get(i)? as u64) << (8 * b);
+                    i += 1;
+                }
+            }
+            if size == 0 {
+                size = 0x10000;
+            }
+            if size >= 20 {
+                out.push(CopyOp {
+                    src: u32::try_from(off).ok()?,
+                    dst: u32::try_from(dst).ok()?,
+                    len: u32::try_from(size).ok()?,
+                });
+            }
+            dst += size;
+        } else if cmd != 0 {
+            i += cmd as usize;
+            dst += cmd as u64;
+        } else {
+            return None;
+        }
+    }
+    (i == d.len() && dst == result_len as u64).then_some(())
 }
 
 /// The pack indexes of an objects directory and of its alternates (`objects/info/alternates`,
@@ -208,12 +533,22 @@ struct Worker<'w, S, I, F> {
     state: S,
     max_size: usize,
     found: &'w Mutex<Vec<(Oid, u64, bool)>>,
-    graph: &'w Mutex<PackGraph>,
+    graph: &'w Mutex<Graph>,
     visit_ns: &'w AtomicU64,
     graph_ns: &'w AtomicU64,
-    /// Tree entries recorded so far, over every thread (past [`GRAPH_BUDGET`]: no more).
+    /// Graph bytes recorded so far, over every thread (past [`GRAPH_BUDGET`]: no more).
     recorded: &'w AtomicU64,
-    edges: Vec<u64>,
+    scratch: TreeScratch,
+}
+
+/// One thread's buffers for recording a tree.
+#[derive(Default)]
+struct TreeScratch {
+    inflate: gix_zlib::Inflate,
+    delta: Vec<u8>,
+    subs: Vec<u64>,
+    blobs: Vec<(u32, u64)>,
+    copies: Vec<CopyOp>,
 }
 
 impl<S, I: Fn() -> S, F> Clone for Worker<'_, S, I, F> {
@@ -228,7 +563,7 @@ impl<S, I: Fn() -> S, F> Clone for Worker<'_, S, I, F> {
             visit_ns: self.visit_ns,
             graph_ns: self.graph_ns,
             recorded: self.recorded,
-            edges: Vec::new(),
+            scratch: TreeScratch::default(),
         }
     }
 }
@@ -258,7 +593,7 @@ where
     let (visit_ns, graph_ns, recorded) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     for idx in pack_indexes(objects) {
         let found = Mutex::new(Vec::new());
-        let graph = Mutex::new(PackGraph::default());
+        let graph = Mutex::new(Graph::default());
         let worker = Worker {
             init: &init,
             visit: &visit,
@@ -269,7 +604,7 @@ where
             visit_ns: &visit_ns,
             graph_ns: &graph_ns,
             recorded: &recorded,
-            edges: Vec::new(),
+            scratch: TreeScratch::default(),
         };
         match walk_pack(&idx, threads, worker) {
             Ok(()) => {
@@ -280,7 +615,7 @@ where
                     }
                 }
                 let graph = graph.into_inner().expect("pack walk lock");
-                out.timing.trees += graph.trees.len() as u64;
+                out.timing.trees += graph.recs.len() as u64;
                 out.timing.commits += graph.commits.len() as u64;
                 if recorded.load(Ordering::Relaxed) <= GRAPH_BUDGET {
                     out.graph.merge(graph);
@@ -292,7 +627,8 @@ where
             )),
         }
     }
-    out.graph_complete = recorded.into_inner() <= GRAPH_BUDGET;
+    out.timing.graph_bytes = recorded.into_inner();
+    out.graph_complete = out.timing.graph_bytes <= GRAPH_BUDGET;
     if !out.graph_complete {
         out.graph = Graph::default();
     }
@@ -300,6 +636,94 @@ where
     out.timing.visit = std::time::Duration::from_nanos(visit_ns.into_inner());
     out.timing.graph = std::time::Duration::from_nanos(graph_ns.into_inner());
     out
+}
+
+/// Keep one tree in the pack's graph: its subtrees, and its blob entries, or for a tree stored
+/// as an offset delta of another (nearly all but the newest version of each directory) the
+/// delta's copies and only the entries it inserts. A tree that does not parse is not kept:
+/// the history walk reads it again (and names it), as a tree the walk did not see.
+fn record_tree<S, I, F>(
+    pack: &gix_pack::data::File,
+    entry: &gix_pack::index::Entry,
+    data: &[u8],
+    worker: &mut Worker<'_, S, I, F>,
+) {
+    let sc = &mut worker.scratch;
+    sc.subs.clear();
+    sc.blobs.clear();
+    sc.copies.clear();
+    if tree_entries(data, &mut sc.subs, &mut sc.blobs).is_none() {
+        return;
+    }
+    // An offset delta (its base earlier in this pack): its instructions.
+    let delta = pack.entry(entry.pack_offset).ok().and_then(|e| {
+        let gix_pack::data::entry::Header::OfsDelta { base_distance } = e.header else {
+            return None;
+        };
+        let base = e.checked_base_pack_offset(base_distance)?;
+        let size = usize::try_from(e.decompressed_size).ok()?;
+        if size > (16 << 20) {
+            return None;
+        }
+        sc.delta.resize(size, 0);
+        pack.decompress_entry(&e, &mut sc.inflate, &mut sc.delta)
+            .ok()?;
+        delta_copies(&sc.delta, data.len(), &mut sc.copies)?;
+        Some(base)
+    });
+    if delta.is_none() {
+        sc.copies.clear();
+    }
+    let (mut copied, mut sum) = (0u32, 0u64);
+    if delta.is_some() {
+        // Entries whose id lies wholly inside one copy come from the base; the rest are new.
+        let copies = &sc.copies;
+        sc.blobs.retain(|&(at, k)| {
+            let j = copies.partition_point(|c| c.dst <= at);
+            let inside = j > 0 && {
+                let c = copies[j - 1];
+                at as u64 + 20 <= c.dst as u64 + c.len as u64
+            };
+            if inside {
+                copied += 1;
+                sum = sum.wrapping_add(k);
+            }
+            !inside
+        });
+    }
+    let bytes = (sc.blobs.len() * 12 + sc.subs.len() * 8 + sc.copies.len() * 12) as u64
+        + std::mem::size_of::<TreeRec>() as u64;
+    if worker.recorded.fetch_add(bytes, Ordering::Relaxed) + bytes > GRAPH_BUDGET {
+        // Over the budget: the graph is dropped, this tree is not kept.
+        return;
+    }
+    let mut g = worker.graph.lock().expect("pack walk lock");
+    let g = &mut *g;
+    let subs = (g.subs.len() as u32, sc.subs.len() as u32);
+    g.subs.extend_from_slice(&sc.subs);
+    let blobs = (g.blob_keys.len() as u32, sc.blobs.len() as u32);
+    g.blob_keys.extend(sc.blobs.iter().map(|&(_, k)| k));
+    g.blob_offs.extend(sc.blobs.iter().map(|&(at, _)| at));
+    let delta = delta.map(|base| {
+        let copies = (g.copies.len() as u32, sc.copies.len() as u32);
+        g.copies.extend_from_slice(&sc.copies);
+        DeltaRec {
+            base,
+            copies,
+            copied,
+            sum,
+        }
+    });
+    let mut id = [0u8; 20];
+    id.copy_from_slice(entry.oid.as_slice());
+    g.recs.push(TreeRec {
+        id,
+        pack: 0,
+        offset: entry.pack_offset,
+        subs,
+        blobs,
+        delta,
+    });
 }
 
 fn walk_pack<S, I, F>(
@@ -319,6 +743,7 @@ where
     // much first: without a limit a few bytes of pack claiming petabytes take all memory. An
     // object over the size limit is never scanned from the walk anyway.
     let alloc_limit = worker.max_size;
+    let pack_ref = &pack;
     index
         .traverse_with_index(
             &pack,
@@ -346,31 +771,7 @@ where
                         if worker.recorded.load(Ordering::Relaxed) <= GRAPH_BUDGET =>
                     {
                         let t = Instant::now();
-                        worker.edges.clear();
-                        for e in gix_object::TreeRefIter::from_bytes(data, gix_hash::Kind::Sha1) {
-                            // A tree that does not parse is read again by the history walk
-                            // (which names it): as a tree the walk did not see.
-                            let Ok(e) = e else { return Ok(()) };
-                            if e.mode.is_tree() {
-                                worker.edges.push(key(e.oid.as_bytes()) | 1);
-                            } else if !e.mode.is_commit() && !e.mode.is_link() {
-                                // What libgit2 calls a blob (any other mode).
-                                worker.edges.push(key(e.oid.as_bytes()));
-                            }
-                        }
-                        let n = worker.edges.len() as u64;
-                        if worker.recorded.fetch_add(n, Ordering::Relaxed) + n > GRAPH_BUDGET {
-                            // Over the budget: the graph is dropped, this tree is not kept.
-                            worker.graph_ns.fetch_add(nanos(t), Ordering::Relaxed);
-                            return Ok(());
-                        }
-                        let tree = (key(entry.oid.as_slice()), worker.edges.clone());
-                        worker
-                            .graph
-                            .lock()
-                            .expect("pack walk lock")
-                            .trees
-                            .push(tree);
+                        record_tree(pack_ref, entry, data, worker);
                         worker.graph_ns.fetch_add(nanos(t), Ordering::Relaxed);
                     }
                     gix_object::Kind::Commit => {
@@ -378,7 +779,12 @@ where
                             gix_object::CommitRefIter::from_bytes(data, gix_hash::Kind::Sha1);
                         if let Ok(tree) = it.tree_id() {
                             let c = (key(entry.oid.as_slice()), key(tree.as_slice()));
-                            worker.graph.lock().expect("pack walk lock").commits.push(c);
+                            worker
+                                .graph
+                                .lock()
+                                .expect("pack walk lock")
+                                .commits
+                                .insert(c.0, c.1);
                         }
                     }
                     gix_object::Kind::Tree | gix_object::Kind::Tag => {}
@@ -398,4 +804,68 @@ where
         )
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(mode: &str, name: &str, id: u8) -> Vec<u8> {
+        let mut e = format!("{mode} {name}\0").into_bytes();
+        e.extend_from_slice(&[id; 20]);
+        e
+    }
+
+    #[test]
+    fn tree_entries_sorts_blobs_subtrees_and_skips_links_and_submodules() {
+        let mut t = entry("100644", "a.env", 1);
+        t.extend(entry("40000", "dir", 2));
+        t.extend(entry("120000", "link", 3));
+        t.extend(entry("160000", "sub", 4));
+        t.extend(entry("100755", "run.sh", 5));
+        let (mut subs, mut blobs) = (Vec::new(), Vec::new());
+        tree_entries(&t, &mut subs, &mut blobs).expect("parses");
+        assert_eq!(subs, vec![key(&[2; 20])]);
+        let ids: Vec<u64> = blobs.iter().map(|b| b.1).collect();
+        assert_eq!(ids, vec![key(&[1; 20]), key(&[5; 20])]);
+        // Each offset is where the id starts.
+        assert_eq!(&t[blobs[0].0 as usize..][..20], &[1; 20]);
+        assert_eq!(&t[blobs[1].0 as usize..][..20], &[5; 20]);
+        assert!(tree_entries(&t[..t.len() - 1], &mut subs, &mut blobs).is_none());
+        assert!(tree_entries(b"10x644 a\0", &mut subs, &mut blobs).is_none());
+    }
+
+    #[test]
+    fn delta_copies_keeps_copies_an_id_long_and_checks_the_length() {
+        // base 100 bytes, result 60: copy 40 from offset 10, insert 5, copy 15 from 0.
+        let d = [
+            100u8,
+            60,
+            0x80 | 0x01 | 0x10,
+            10,
+            40,
+            5,
+            b'a',
+            b'b',
+            b'c',
+            b'd',
+            b'e',
+            0x80 | 0x10,
+            15,
+        ];
+        let mut out = Vec::new();
+        delta_copies(&d, 60, &mut out).expect("parses");
+        assert_eq!(out.len(), 1, "the 15-byte copy cannot hold an id");
+        assert_eq!((out[0].src, out[0].dst, out[0].len), (10, 0, 40));
+        out.clear();
+        assert!(delta_copies(&d, 61, &mut out).is_none(), "wrong length");
+        assert!(
+            delta_copies(&d[..d.len() - 1], 60, &mut out).is_none(),
+            "cut short"
+        );
+        assert!(
+            delta_copies(&[100, 1, 0], 1, &mut out).is_none(),
+            "opcode 0"
+        );
+    }
 }

@@ -363,3 +363,156 @@ fn a_history_with_nothing_readable_behind_the_tips_is_an_error_not_clean() {
         all_output(&o)
     );
 }
+
+/// The trees of a packed history are mostly deltas of other trees: the pack walk keeps such a
+/// tree as its delta (what it copies from its base, what it inserts) and derives its entries
+/// when it attributes. A large flat folder changed one file at a time, packed aggressively:
+/// keys in old versions, a blob copied to a new path in a later commit (an entry the delta
+/// inserts, pointing at a blob the base tree's base holds) and a rename (an entry copied
+/// under a new name) are all attributed to the right path and commit, and the summary counts
+/// every blob of the history once.
+#[test]
+fn keys_behind_delta_trees_of_a_flat_folder_are_attributed_at_every_path() {
+    let r = repo();
+    let d = r.path();
+    let (k1, k2) = (key(), key());
+    for i in 0..60 {
+        let extra = if i == 3 {
+            format!("K={k2}\n")
+        } else {
+            String::new()
+        };
+        std::fs::create_dir_all(d.join("conf")).expect("mkdir");
+        std::fs::write(
+            d.join(format!("conf/f{i:02}.env")),
+            format!("{}{extra}", filler(&format!("f{i}"), 3)),
+        )
+        .expect("write");
+    }
+    git(d, &["add", "-A"]);
+    git(d, &["commit", "-q", "-m", "sixty files"]);
+    let first = git(d, &["rev-parse", "HEAD"]);
+    let with_k1 = format!("{}K={k1}\n", filler("f7 v2", 3));
+    let mut intro_k1 = String::new();
+    let mut copied_k1 = String::new();
+    let mut renamed_k2 = String::new();
+    for c in 2..=30 {
+        // Never f03 or f07: their versions are the ones the test follows.
+        let i = match (c * 7) % 60 {
+            3 | 7 => 50,
+            i => i,
+        };
+        let msg = format!("change {c}");
+        match c {
+            10 => intro_k1 = commit_file(d, "conf/f07.env", &with_k1, &msg),
+            11 => {
+                commit_file(d, "conf/f07.env", &filler("f7 v3", 3), &msg);
+            }
+            20 => copied_k1 = commit_file(d, "conf/copy.env", &with_k1, &msg),
+            25 => {
+                std::fs::rename(d.join("conf/f03.env"), d.join("conf/g03.env")).expect("rename");
+                git(d, &["add", "-A"]);
+                git(d, &["commit", "-q", "-m", &msg]);
+                renamed_k2 = git(d, &["rev-parse", "HEAD"]);
+            }
+            _ => {
+                commit_file(
+                    d,
+                    &format!("conf/f{i:02}.env"),
+                    &filler(&format!("f{i} v{c}"), 3),
+                    &msg,
+                );
+            }
+        }
+    }
+    git(d, &["gc", "-q", "--aggressive", "--prune=now"]);
+    let tree_deltas = {
+        let pack_dir = d.join(".git/objects/pack");
+        let mut n = 0;
+        for e in std::fs::read_dir(&pack_dir).expect("pack dir") {
+            let p = e.expect("entry").path();
+            if p.extension().is_some_and(|x| x == "idx") {
+                let v = git(d, &["verify-pack", "-v", p.to_str().expect("utf-8 path")]);
+                n += v
+                    .lines()
+                    .filter(|l| {
+                        let cols: Vec<&str> = l.split_whitespace().collect();
+                        cols.len() == 7 && cols[1] == "tree"
+                    })
+                    .count();
+            }
+        }
+        n
+    };
+    assert!(
+        tree_deltas >= 10,
+        "gc stored {tree_deltas} trees as deltas: the test tests little"
+    );
+
+    // Every tree's entries were derived from its delta (none left unknown, which would be
+    // read again with libgit2), and the tree of the commit that introduced k1 holds it.
+    let walk = offkey::source::walk_packs(&d.join(".git/objects"), 1 << 20, 2, || (), |_, _| false);
+    assert!(walk.graph_complete);
+    let unknown = walk.graph.dirty_trees(|_| false);
+    assert!(unknown.is_empty(), "{} trees not derived", unknown.len());
+    let key_of = |rev: &str| {
+        let id = git(d, &["rev-parse", rev]);
+        let bytes: Vec<u8> = (0..20)
+            .map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect();
+        offkey::source::object_key(&bytes)
+    };
+    let k1_blob = key_of(&format!("{intro_k1}:conf/f07.env"));
+    let dirty = walk.graph.dirty_trees(|b| b == k1_blob);
+    assert!(dirty.contains(&key_of(&format!("{intro_k1}^{{tree}}"))));
+    assert!(dirty.contains(&key_of(&format!("{copied_k1}:conf"))));
+    assert!(!dirty.contains(&key_of(&format!("{first}^{{tree}}"))));
+
+    let (o, f) = scan(d);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    assert_no_leak(&all_output(&o), &[&k1, &k2]);
+    let mut got: Vec<(String, String)> = f
+        .iter()
+        .map(|x| {
+            (
+                x["location"]["path"].as_str().unwrap_or("").to_owned(),
+                x["location"]["commit"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want = vec![
+        ("conf/copy.env".to_owned(), copied_k1),
+        ("conf/f03.env".to_owned(), first),
+        ("conf/f07.env".to_owned(), intro_k1),
+        ("conf/g03.env".to_owned(), renamed_k2),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{f:?}");
+    // Every blob of the history, once: what git lists.
+    let listed = git(d, &["rev-list", "--objects", "--all"]);
+    let ids: Vec<&str> = listed.lines().filter_map(|l| l.split(' ').next()).collect();
+    let types = {
+        let mut c = std::process::Command::new("git");
+        c.current_dir(d)
+            .args(["cat-file", "--batch-check=%(objecttype)"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("git cat-file");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin
+                .write_all(ids.join("\n").as_bytes())
+                .expect("write ids");
+            stdin.write_all(b"\n").expect("write ids");
+        }
+        String::from_utf8(child.wait_with_output().expect("git cat-file").stdout).expect("utf-8")
+    };
+    let blobs = types.lines().filter(|t| *t == "blob").count();
+    assert_eq!(
+        report(&o)["summary"]["files"].as_u64(),
+        Some(blobs as u64),
+        "every blob once"
+    );
+}
