@@ -51,7 +51,7 @@ pub fn scan_history(
     warn: SharedWarn<'_>,
     hook: Option<BlobHook<'_>>,
 ) -> Result<GitScan, GitError> {
-    let timing = std::env::var_os("OFFKEY_TIMING").is_some_and(|v| !v.is_empty() && v != "0");
+    let timing = source::timing_enabled();
     let started = Instant::now();
     // Each blob is scanned once keeping every finding; each of its paths then gets its own
     // allowlist and baseline, so an allowlisted first path (fixtures/) does not hide a copy of

@@ -112,7 +112,7 @@ impl<'a> Prune<'a> {
     pub fn new(graph: &'a super::Graph, clean: HashMap<u64, u64>) -> Self {
         let t = std::time::Instant::now();
         let dirty = graph.dirty_trees(|b| !clean.contains_key(&b));
-        if std::env::var_os("OFFKEY_TIMING").is_some() {
+        if super::timing_enabled() {
             eprintln!(
                 "offkey: timing: graph sweep {} ms, {} of {} trees hold a blob to attribute",
                 t.elapsed().as_millis(),
@@ -287,7 +287,7 @@ pub fn history_with(opts: &HistoryOptions, prune: Option<&Prune<'_>>) -> Result<
         let repo = open(&opts.repo)?;
         let t = std::time::Instant::now();
         out.reachable = Some(reachable(&repo, &oids, p, &out.blobs));
-        if std::env::var_os("OFFKEY_TIMING").is_some() {
+        if super::timing_enabled() {
             eprintln!(
                 "offkey: timing: blobs counted in {} ms",
                 t.elapsed().as_millis()

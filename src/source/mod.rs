@@ -19,3 +19,8 @@ pub use git::{
 };
 pub use origin::{Origin, SourceKind};
 pub use pack::{Graph, PackWalk, WalkTiming, key as object_key, walk_packs};
+
+/// Whether `OFFKEY_TIMING` asks for per-phase timings on stderr (set, not empty, not `0`).
+pub fn timing_enabled() -> bool {
+    std::env::var_os("OFFKEY_TIMING").is_some_and(|v| !v.is_empty() && v != "0")
+}
