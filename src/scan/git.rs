@@ -96,8 +96,8 @@ pub fn scan_history(
                 .filter(|(id, _)| !walk.wanted.contains(*id))
                 .map(|(id, &size)| (source::object_key(id.as_bytes()), size))
                 .collect();
-            let prune = source::Prune::new(&walk.graph, clean);
-            let hist = source::history_with(opts, Some(&prune))?;
+            let mut prune = source::Prune::new(&walk.graph, clean);
+            let hist = source::history_with(opts, Some(&mut prune))?;
             let (reachable, clean_bytes) = hist.reachable.unwrap_or_default();
             for w in &hist.warnings {
                 warn(w.clone());

@@ -101,30 +101,57 @@ pub struct History {
 /// those it was asked to keep; every other blob is *clean*.
 pub struct Prune<'a> {
     graph: &'a super::Graph,
-    /// Trees holding, at any depth, a blob to attribute or a tree the walk did not see.
+    /// Trees holding, at any depth, a blob to attribute or a tree the walk did not see
+    /// ([`Prune::sweep`], once the commits are known).
     dirty: HashSet<u64>,
     /// Clean blobs (by [`super::object_key`]) and their sizes.
     clean: HashMap<u64, u64>,
+    /// Every blob the trees of the walked commits hold (by key).
+    reached: HashSet<u64>,
 }
 
 impl<'a> Prune<'a> {
     /// From a pack walk's graph and its clean blobs (key -> size).
     pub fn new(graph: &'a super::Graph, clean: HashMap<u64, u64>) -> Self {
-        let t = std::time::Instant::now();
-        let dirty = graph.dirty_trees(|b| !clean.contains_key(&b));
-        if super::timing_enabled() {
-            eprintln!(
-                "offkey: timing: graph sweep {} ms, {} of {} trees hold a blob to attribute",
-                t.elapsed().as_millis(),
-                dirty.len(),
-                graph.size().0
-            );
-        }
         Prune {
             graph,
-            dirty,
+            dirty: HashSet::new(),
             clean,
+            reached: HashSet::new(),
         }
+    }
+
+    /// Before the walk: the trees the commits reach, the dirty ones among every tree, and the
+    /// blobs those reached hold (what the full walk would list), in one pass over the graph.
+    fn sweep(&mut self, repo: &Repository, commits: &[Oid]) {
+        let t = std::time::Instant::now();
+        let (kept, mut reached) = reached_trees(repo, commits, self.graph);
+        let clean = &self.clean;
+        let sweep = self.graph.sweep(
+            |b| !clean.contains_key(&b),
+            &kept,
+            |b| {
+                reached.insert(b);
+            },
+        );
+        // A kept tree whose entries the graph could not derive is read with libgit2 (its
+        // subtrees were followed already).
+        for id in sweep.unknown {
+            if let Ok(tree) = repo.find_tree(id) {
+                regular_blobs(&tree, &mut reached);
+            }
+        }
+        if super::timing_enabled() {
+            eprintln!(
+                "offkey: timing: graph sweep {} ms, {} of {} trees hold a blob to attribute, {} blobs reachable",
+                t.elapsed().as_millis(),
+                sweep.dirty.len(),
+                self.graph.tree_count(),
+                reached.len()
+            );
+        }
+        self.dirty = sweep.dirty;
+        self.reached = reached;
     }
 
     fn tree_is_dirty(&self, tree: u64) -> bool {
@@ -156,7 +183,10 @@ pub fn history(opts: &HistoryOptions) -> Result<History, GitError> {
 /// [`history`], reading only the commits and subtrees that `prune` says hold a blob to
 /// attribute, and listing only those blobs; [`History::reachable`] then counts every blob
 /// (and the bytes of the clean ones) the full walk would have listed.
-pub fn history_with(opts: &HistoryOptions, prune: Option<&Prune<'_>>) -> Result<History, GitError> {
+pub fn history_with(
+    opts: &HistoryOptions,
+    mut prune: Option<&mut Prune<'_>>,
+) -> Result<History, GitError> {
     // Objects come from the repository's own store: re-hashing each one on read (SHA-1 with
     // collision detection) was a fifth of the walk's time.
     git2::opts::strict_hash_verification(false);
@@ -233,6 +263,10 @@ pub fn history_with(opts: &HistoryOptions, prune: Option<&Prune<'_>>) -> Result<
             oids = readable_commits(&repo, &tips, &mut out);
         }
     }
+    if let Some(p) = prune.as_deref_mut() {
+        p.sweep(&repo, &oids);
+    }
+    let prune = prune.as_deref();
     let repo_path = repo.path().to_path_buf();
     drop(repo);
     let changes: Vec<Changes> = oids
@@ -284,42 +318,36 @@ pub fn history_with(opts: &HistoryOptions, prune: Option<&Prune<'_>>) -> Result<
         }
     }
     if let Some(p) = prune {
-        let repo = open(&opts.repo)?;
-        let t = std::time::Instant::now();
-        out.reachable = Some(reachable(&repo, &oids, p, &out.blobs));
-        if super::timing_enabled() {
-            eprintln!(
-                "offkey: timing: blobs counted in {} ms",
-                t.elapsed().as_millis()
-            );
-        }
+        let listed: HashSet<u64> = out
+            .blobs
+            .iter()
+            .map(|b| super::object_key(b.id.as_bytes()))
+            .filter(|k| !p.reached.contains(k))
+            .collect();
+        let all = p.reached.iter().chain(&listed);
+        let bytes = all.filter_map(|b| p.clean.get(b)).sum();
+        out.reachable = Some(((p.reached.len() + listed.len()) as u64, bytes));
     }
     Ok(out)
 }
 
-/// How many distinct blobs the trees of `commits` hold (with the modes [`diff_trees`] lists),
-/// and the bytes of the clean ones: what the full walk would have listed. Trees come from the
-/// pack walk's graph, or from libgit2 for those it did not see (a loose commit's); a tree seen
-/// by neither is left out, as the walk leaves it out.
-fn reachable(
+/// The trees the trees of `commits` reach (with the modes [`diff_trees`] lists): those the
+/// pack walk's graph kept (their blobs come from its sweep) and, read with libgit2, those it
+/// did not see (a loose commit's), whose blobs are returned. A tree seen by neither is left
+/// out, as the walk leaves it out.
+fn reached_trees(
     repo: &Repository,
     commits: &[Oid],
-    p: &Prune<'_>,
-    listed: &[HistoryBlob],
-) -> (u64, u64) {
-    let mut blobs: HashSet<u64> = listed
-        .iter()
-        .map(|b| super::object_key(b.id.as_bytes()))
-        .collect();
-    // Trees reached: those the graph kept (their blobs listed from it below) and the others
-    // (read with libgit2 here).
+    graph: &super::Graph,
+) -> (HashSet<u64>, HashSet<u64>) {
+    let mut blobs: HashSet<u64> = HashSet::new();
     let mut trees: HashSet<u64> = HashSet::new();
     let mut kept: HashSet<u64> = HashSet::new();
     // Trees to visit: by key when the graph has them, by id otherwise.
     let mut keyed: Vec<u64> = Vec::new();
     let mut by_id: Vec<Oid> = Vec::new();
     for c in commits {
-        match p.graph.commits.get(&super::object_key(c.as_bytes())) {
+        match graph.commits.get(&super::object_key(c.as_bytes())) {
             Some(&t) => keyed.push(t),
             None => {
                 if let Ok(t) = repo.find_commit(*c).map(|c| c.tree_id()) {
@@ -328,25 +356,18 @@ fn reachable(
             }
         }
     }
-    let regular_blobs = |tree: &git2::Tree<'_>, blobs: &mut HashSet<u64>| {
-        for e in tree.iter() {
-            if e.kind() == Some(git2::ObjectType::Blob) && e.filemode() & 0o170000 == 0o100000 {
-                blobs.insert(super::object_key(e.id().as_bytes()));
-            }
-        }
-    };
     loop {
         if let Some(t) = keyed.pop() {
             if !trees.insert(t) {
                 continue;
             }
-            if let Some(subs) = p.graph.subtrees(t) {
+            if let Some(subs) = graph.subtrees(t) {
                 kept.insert(t);
                 keyed.extend(subs.iter().map(|&s| s & !1));
             }
         } else if let Some(id) = by_id.pop() {
             let k = super::object_key(id.as_bytes());
-            if p.graph.has_tree(k) {
+            if graph.has_tree(k) {
                 keyed.push(k);
                 continue;
             }
@@ -366,17 +387,16 @@ fn reachable(
             break;
         }
     }
-    // The blobs of the kept trees, from the graph; a kept tree whose entries it could not
-    // derive is read with libgit2 (its subtrees were listed above).
-    for id in p.graph.blobs_of(&kept, |b| {
-        blobs.insert(b);
-    }) {
-        if let Ok(tree) = repo.find_tree(id) {
-            regular_blobs(&tree, &mut blobs);
+    (kept, blobs)
+}
+
+/// Adds the regular files' blobs of `tree` (the modes [`diff_trees`] lists).
+fn regular_blobs(tree: &git2::Tree<'_>, blobs: &mut HashSet<u64>) {
+    for e in tree.iter() {
+        if e.kind() == Some(git2::ObjectType::Blob) && e.filemode() & 0o170000 == 0o100000 {
+            blobs.insert(super::object_key(e.id().as_bytes()));
         }
     }
-    let bytes = blobs.iter().filter_map(|b| p.clean.get(b)).sum();
-    (blobs.len() as u64, bytes)
 }
 
 /// The commits reachable from `tips` that can be read, parents before children (as the sorted

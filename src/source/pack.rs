@@ -167,12 +167,9 @@ impl Graph {
             .map(|&i| &self.subs[span(self.recs[i as usize].subs)])
     }
 
-    /// Trees kept, and the entries stored for them (blob entries, subtrees, copies).
-    pub fn size(&self) -> (usize, usize) {
-        (
-            self.recs.len(),
-            self.blob_keys.len() + self.subs.len() + self.copies.len(),
-        )
+    /// How many trees the walk kept.
+    pub fn tree_count(&self) -> usize {
+        self.recs.len()
     }
 
     fn merge(&mut self, other: Graph) {
@@ -311,16 +308,51 @@ impl Graph {
     /// The trees that hold, at any depth, a blob for which `dirty_blob` says yes, or a tree
     /// the walk did not see or whose entries are unknown (what it holds is not known).
     pub fn dirty_trees(&self, dirty_blob: impl Fn(u64) -> bool) -> HashSet<u64> {
+        self.sweep(dirty_blob, &HashSet::new(), |_| {}).dirty
+    }
+
+    /// One pass over every tree's entries ([`Graph::expand`]) for two answers: the trees that
+    /// hold, at any depth, a blob for which `dirty_blob` says yes, or a tree the walk did not
+    /// see or whose entries are unknown (what it holds is not known); and the blob entries of
+    /// the trees in `listed`, each given to `blob` (a blob may come more than once), with the
+    /// ids of those of them whose entries are unknown, to be read another way.
+    pub fn sweep(
+        &self,
+        dirty_blob: impl Fn(u64) -> bool,
+        listed: &HashSet<u64>,
+        mut blob: impl FnMut(u64),
+    ) -> Sweep {
         let n = self.recs.len();
         let mut dirty = vec![false; n];
-        let known = self.expand(|i, _, keys, new, tags| {
+        // A tree derived from a base that is listed too holds the base's copied entries,
+        // given already: only its new ones are.
+        let mut was_listed = vec![false; n];
+        let known = self.expand(|i, base, keys, new, tags| {
             for j in 0..keys.len() {
                 if new[j] {
                     tags[j] = dirty_blob(keys[j]);
                 }
             }
             dirty[i] = tags.iter().any(|&t| t);
+            if !listed.is_empty() && listed.contains(&key(&self.recs[i].id)) {
+                was_listed[i] = true;
+                let only_new = base.is_some_and(|b| was_listed[b]);
+                for (j, &k) in keys.iter().enumerate() {
+                    if !only_new || new[j] {
+                        blob(k);
+                    }
+                }
+            }
         });
+        let mut unknown: Vec<Oid> = self
+            .recs
+            .iter()
+            .zip(&known)
+            .filter(|(r, k)| !**k && listed.contains(&key(&r.id)))
+            .filter_map(|(r, _)| Oid::from_bytes(&r.id).ok())
+            .collect();
+        unknown.sort();
+        unknown.dedup();
         for (d, k) in dirty.iter_mut().zip(&known) {
             *d |= !k;
         }
@@ -364,40 +396,21 @@ impl Graph {
                 }
             }
         }
-        (0..n)
+        let dirty = (0..n)
             .filter(|&i| dirty[i])
             .map(|i| key(&self.recs[i].id))
-            .collect()
-    }
-
-    /// The blob entries (keys) of the trees in `trees`: `blob` gets each; the ids of those of
-    /// them whose entries are unknown are returned, to be read another way.
-    pub fn blobs_of(&self, trees: &HashSet<u64>, mut blob: impl FnMut(u64)) -> Vec<Oid> {
-        // A tree derived from a base that is listed too holds the base's copied entries,
-        // listed already: only its new ones are.
-        let mut listed = vec![false; self.recs.len()];
-        let known = self.expand(|i, base, keys, new, _| {
-            if trees.contains(&key(&self.recs[i].id)) {
-                listed[i] = true;
-                let only_new = base.is_some_and(|b| listed[b]);
-                for (j, &k) in keys.iter().enumerate() {
-                    if !only_new || new[j] {
-                        blob(k);
-                    }
-                }
-            }
-        });
-        let mut unknown: Vec<Oid> = self
-            .recs
-            .iter()
-            .zip(&known)
-            .filter(|(r, k)| !**k && trees.contains(&key(&r.id)))
-            .filter_map(|(r, _)| Oid::from_bytes(&r.id).ok())
             .collect();
-        unknown.sort();
-        unknown.dedup();
-        unknown
+        Sweep { dirty, unknown }
     }
+}
+
+/// What [`Graph::sweep`] found.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    /// Keys of the trees that hold a blob to attribute, or something unknown, at any depth.
+    pub dirty: HashSet<u64>,
+    /// Listed trees whose entries are unknown.
+    pub unknown: Vec<Oid>,
 }
 
 /// A tree's entries as the walk keeps them. Modes as libgit2 reads them: `40000` a tree,
